@@ -1,0 +1,1 @@
+"""Evaluation: benchmark examples, model-side harness (generation, closed-set scoring), scorers."""

@@ -1,0 +1,66 @@
+"""Names shared by every layer: what a job writes to the tracking store and what analysis reads.
+
+The tracking store is the only interface between `vlm_sweeps` (writer) and `analysis` (reader),
+so these names are a contract: change them and old stores stop being readable.
+"""
+
+from __future__ import annotations
+
+# Design axes, logged as top-level MLflow params with exactly these keys (values: option names,
+# `epochs` as a number rendered by str(float), e.g. "1.0", "1.5").
+AXES: tuple[str, ...] = ("encoder", "resize", "optimization", "llm", "epochs", "data")
+# Also logged as top-level params, but not design axes of the paper: scale of the run and its seed.
+CONTEXT_PARAMS: tuple[str, ...] = ("scale", "seed")
+
+TAG_PREFIX = "vlm_sweeps."
+TAG_SIGNATURE = TAG_PREFIX + "signature"  # hash of the resolved config (see identity.py)
+TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"  # one id per `-m` invocation
+TAG_KIND = TAG_PREFIX + "kind"  # "job" for a training run, "sweep" for a sweep's parent run
+TAG_STATUS = TAG_PREFIX + "status"  # mirrors the job's life: running, finished, failed
+TAG_ERROR = TAG_PREFIX + "error"  # the exception message of a failed job
+TAG_GIT_COMMIT = TAG_PREFIX + "git_commit"
+KIND_JOB = "job"
+KIND_SWEEP = "sweep"
+
+DEFAULT_EXPERIMENT = "vlm_sweeps"
+
+# Training curves.
+TRAIN_LOSS = "train/loss"
+TRAIN_LR = "train/lr"
+TRAIN_SAMPLES_PER_S = "train/samples_per_s"
+
+# Headline metric of each benchmark, `<benchmark>/<metric>`: the one figure per benchmark that
+# tables, radar charts and z-score aggregates use. Benchmarks also log secondary metrics
+# (e.g. `synth_pope/f1`), always under their own `<benchmark>/` prefix.
+HEADLINE_METRIC: dict[str, str] = {
+    # synthetic suite (scale=tiny)
+    "synth_vqa": "accuracy",
+    "synth_count": "accuracy",
+    "synth_spatial": "accuracy",
+    "synth_pope": "accuracy",
+    "synth_ref": "acc_iou50",
+    "synth_text": "accuracy",
+    # the paper's suite
+    "vqav2": "accuracy",
+    "gqa": "accuracy",
+    "vizwiz": "accuracy",
+    "textvqa": "accuracy",
+    "refcoco": "acc_iou50",
+    "refcoco+": "acc_iou50",
+    "refcocog": "acc_iou50",
+    "ocid_ref": "acc_iou25",
+    "vsr": "accuracy",
+    "tallyqa": "accuracy",
+    "pope": "accuracy",
+    "ai2d": "accuracy",
+}
+
+
+def metric_name(benchmark: str, metric: str) -> str:
+    """`<benchmark>/<metric>`, the stable name of an evaluation metric."""
+    return f"{benchmark}/{metric}"
+
+
+def headline_metric(benchmark: str) -> str:
+    """Full metric name of a benchmark's headline figure, e.g. `synth_ref/acc_iou50`."""
+    return metric_name(benchmark, HEADLINE_METRIC.get(benchmark, "accuracy"))
