@@ -1,0 +1,54 @@
+"""The user-turn wording of each benchmark family, as Prismatic's evaluation writes it.
+
+The harness adds the image and the chat template; these strings are the question text of every
+`EvalExample`. Wording matters: the paper's numbers are measured with exactly these prompts.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+SHORT_ANSWER = "Answer the question using a single word or phrase."
+UNANSWERABLE = "When the provided information is insufficient, respond with 'Unanswerable'."
+MC_TRIGGER = "Answer with the option's letter from the given choices directly."
+
+
+def vqa(question: str) -> str:
+    """VQAv2, GQA, TextVQA, POPE: the question, then the short-answer instruction."""
+    return f"{question}\n{SHORT_ANSWER}"
+
+
+def vizwiz(question: str) -> str:
+    """VizWiz adds the LLaVA-1.5 trigger that makes "unanswerable" a valid answer."""
+    return f"{question}\n{UNANSWERABLE}\n{SHORT_ANSWER}"
+
+
+def textvqa_with_ocr(question: str, ocr_tokens: Sequence[str]) -> str:
+    """TextVQA with OCR tokens in the prompt, as LLaVA-1.5's `llava_textvqa_val_v051_ocr` does."""
+    return f"{question}\nReference OCR token: {', '.join(ocr_tokens)}\n{SHORT_ANSWER}"
+
+
+def refer(expression: str) -> str:
+    """RefCOCO*, OCID-Ref: ask for the box of the described region."""
+    return f'Please provide the bounding box coordinate of the region this sentence describes: "{expression}"'
+
+
+def true_false(caption: str) -> str:
+    """VSR: judge a spatial statement about the image."""
+    return (
+        f'Based on the image, is this statement "True" or "False"? {caption}\n'
+        'Respond with "True" or "False" directly.'
+    )
+
+
+def letters(n: int) -> tuple[str, ...]:
+    """The option letters "A", "B", ... of an n-way multiple choice."""
+    if not 0 < n <= 26:
+        raise ValueError(f"a multiple choice needs 1..26 options, got {n}")
+    return tuple(chr(ord("A") + i) for i in range(n))
+
+
+def multiple_choice(question: str, options: Sequence[str]) -> str:
+    """TallyQA, AI2D: lettered options; the model's probabilities over the letters decide."""
+    lines = "\n".join(f"{letter}. {option}" for letter, option in zip(letters(len(options)), options))
+    return f"{question}\n{lines}\n{MC_TRIGGER}"
