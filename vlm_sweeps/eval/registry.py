@@ -39,6 +39,7 @@ class Benchmark:
     load: Loader
     score: Scorer
     max_new_tokens: int = 16  # generation budget for free-form answers
+    synthetic: bool = False  # reads the synthetic world's folder instead of the data root
 
 
 _REGISTRY: dict[str, Benchmark] = {}

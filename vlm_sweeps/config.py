@@ -1,0 +1,185 @@
+"""Typed schema of the config tree (conf/): a typo or an unknown key fails at compose time.
+
+Each design axis is one dataclass, filled by one option file of its group. Facts about model
+families (architecture dimensions, normalisation constants) live in code beside their builders
+(`models/vision.py`, `models/llm.py`), not here: an option names a family and an id, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class BackboneConf:
+    kind: str = MISSING  # family whose facts live in models/vision.py: clip | siglip | dinov2 | in1k
+    id: str = MISSING  # public id loaded at scale=full (HF hub id or timm name)
+
+
+@dataclass
+class EncoderConf:
+    name: str = MISSING
+    image_size: int = MISSING  # native input resolution of the option (224, 336, 384)
+    backbones: List[BackboneConf] = MISSING  # >1 = fused: features concatenated on channels
+    projector: str = "gelu-mlp"  # linear | gelu-mlp | fused-gelu-mlp
+
+
+@dataclass
+class ResizeConf:
+    name: str = MISSING  # naive | letterbox | crop
+
+
+@dataclass
+class StageConf:
+    name: str = MISSING  # align | finetune (hyperparameters per stage come from the scale)
+    train: List[str] = MISSING  # parts that get gradients: encoder, projector, llm
+
+
+@dataclass
+class OptimizationConf:
+    name: str = MISSING
+    stages: List[StageConf] = MISSING
+
+
+@dataclass
+class LLMConf:
+    name: str = MISSING
+    arch: str = MISSING  # architecture facts in models/llm.py: llama2-7b, llama2-13b, mistral-7b, phi-2
+    id: str = MISSING  # HF hub id loaded at scale=full
+    prompt: str = MISSING  # prompt format (models/prompts.py): base, vicuna, llama2_chat, mistral_instruct, phi
+
+
+@dataclass
+class SyntheticConf:
+    """Settings of the synthetic world (data/synthetic.py); the world is cached keyed by them."""
+
+    seed: int = 0
+    n_align: int = 1200  # caption pairs for the align stage
+    n_finetune: int = 2400  # instruction records (several turns each) for the finetune stage
+    n_eval: int = 200  # examples per synthetic benchmark
+    # Relative weights of the instruction task families in the finetune mix; 0 drops a family.
+    tasks: Dict[str, float] = field(default_factory=lambda: {"vqa": 1.0, "count": 1.0, "spatial": 1.0, "pope": 1.0,
+                                                   "ref": 1.0, "text": 1.0, "text_only": 1.0})
+
+
+@dataclass
+class DataConf:
+    name: str = MISSING
+    source: str = MISSING  # synthetic | llava
+    # LLaVA-format files relative to paths.data_root (source=llava); ignored for synthetic.
+    align_file: Optional[str] = None
+    finetune_file: Optional[str] = None
+    drop_text_only: bool = False  # remove records without an image (the "no language" ablation)
+    synthetic: SyntheticConf = field(default_factory=SyntheticConf)
+
+
+@dataclass
+class StageHparams:
+    lr: float = MISSING
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    batch_size: int = MISSING  # global batch
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class ShrinkConf:
+    """Divisors that turn a family's real dimensions into tiny ones (same class, same proportions)."""
+
+    width: int = 1
+    depth: int = 1
+    heads: int = 1
+    resolution: int = 1  # image size divisor
+    patch: int = 1  # patch size divisor
+
+
+@dataclass
+class ScaleConf:
+    name: str = MISSING
+    pretrained: bool = MISSING  # full: load public weights; tiny: random init of tiny shapes
+    vision_shrink: ShrinkConf = field(default_factory=ShrinkConf)
+    llm_shrink: ShrinkConf = field(default_factory=ShrinkConf)
+    vocab_size: int = 512  # size of the in-process tokenizer (tiny only)
+    max_seq_len: int = 2048
+    precision: str = "fp32"  # fp32 | bf16
+    grad_checkpointing: bool = False
+    align: StageHparams = field(default_factory=StageHparams)
+    finetune: StageHparams = field(default_factory=StageHparams)
+    align_epochs: float = 1.0  # the paper always aligns for one epoch; the epochs axis is finetune
+
+
+@dataclass
+class BenchmarksConf:
+    name: str = MISSING
+    suite: List[str] = MISSING
+    max_examples: Optional[int] = None  # slim subset per benchmark (None: all)
+    batch_size: int = 32
+
+
+@dataclass
+class TrackingConf:
+    name: str = MISSING
+    # None: $MLFLOW_TRACKING_URI if set, else sqlite:///<working dir>/mlflow.db
+    uri: Optional[str] = None
+    experiment: str = "vlm_sweeps"
+
+
+@dataclass
+class EvalConf:
+    blind: bool = False  # control: every image replaced by a blank one (language prior alone)
+
+
+@dataclass
+class PathsConf:
+    root: str = ".vlm_sweeps"  # relative to the working directory; runs/ and cache/ live here
+    cache_dir: str = "${paths.root}/cache"
+    runs_dir: str = "${paths.root}/runs"
+    data_root: str = "data"  # real datasets (scale=full): LLaVA files and benchmark files
+    models_dir: Optional[str] = None  # local pretrained weights (scale=full)
+
+
+@dataclass
+class RunConf:
+    device: str = "auto"  # auto | cpu | cuda
+    num_workers: int = 0
+    log_every: int = 10  # optimizer steps between training-curve points
+    progress: bool = True  # progress bars on a terminal
+    threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
+
+
+@dataclass
+class Config:
+    encoder: EncoderConf = MISSING
+    resize: ResizeConf = MISSING
+    optimization: OptimizationConf = MISSING
+    llm: LLMConf = MISSING
+    data: DataConf = MISSING
+    scale: ScaleConf = MISSING
+    benchmarks: BenchmarksConf = MISSING
+    tracking: TrackingConf = MISSING
+    epochs: float = 1.0  # finetune epochs, fractional allowed (1.5 = one and a half passes)
+    seed: int = 7
+    eval: EvalConf = field(default_factory=EvalConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+    run: RunConf = field(default_factory=RunConf)
+    # Keys that do not change a job's result: left out of its signature (identity.py).
+    identity_exclude: List[str] = field(
+        default_factory=lambda: ["paths", "tracking", "run", "identity_exclude"]
+    )
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore: `base_config` is the root of conf/config.yaml."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+
+
+def to_container(cfg: Any) -> dict:
+    """The resolved config as plain python containers."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
