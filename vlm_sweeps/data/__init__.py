@@ -1,0 +1,1 @@
+"""Data: image transforms, LLaVA-format instruction data, the synthetic world, batching."""

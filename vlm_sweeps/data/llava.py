@@ -1,0 +1,66 @@
+"""LLaVA-format instruction files: the one reader for real mixes and for the synthetic world.
+
+A record: `{"id", "image" (path relative to the image root, absent for text-only),
+"conversations": [{"from": "human", "value": "<image>\\n..."}, {"from": "gpt", "value": "..."}, ...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """A data file or record that cannot be used; the message names the file and record."""
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    image: Path | None  # absolute, inside the image root
+    conversations: tuple[dict, ...]
+
+    @property
+    def is_multimodal(self) -> bool:
+        return self.image is not None
+
+
+def resolve_image(image_root: Path, relative: str, where: str) -> Path:
+    """`image_root / relative`, refusing paths that escape the root (`../../etc/passwd`)."""
+    root = image_root.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise DataError(f"{where}: image path {relative!r} escapes the image root {root}; "
+                        "image paths must be relative and stay inside the data root")
+    return path
+
+
+def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: bool = False) -> list[Record]:
+    """Read and validate a LLaVA-format JSON list. Images resolve against `image_root`
+    (default: the JSON file's folder)."""
+    json_file = Path(json_file)
+    if not json_file.is_file():
+        raise DataError(f"LLaVA file not found: {json_file}")
+    image_root = Path(image_root) if image_root is not None else json_file.parent
+    try:
+        raw = json.loads(json_file.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{json_file} is not valid JSON: {err}") from err
+    if not isinstance(raw, list):
+        raise DataError(f"{json_file}: expected a JSON list of records, got {type(raw).__name__}")
+    records = []
+    for index, item in enumerate(raw):
+        where = f"{json_file} record {index}"
+        turns = item.get("conversations") if isinstance(item, dict) else None
+        if not turns or not isinstance(turns, list):
+            raise DataError(f"{where}: missing 'conversations' list")
+        for turn in turns:
+            if not isinstance(turn, dict) or turn.get("from") not in ("human", "gpt") or "value" not in turn:
+                raise DataError(f"{where}: each turn needs 'from' in (human, gpt) and 'value', got {turn!r}")
+        image = item.get("image")
+        if image is None and drop_text_only:
+            continue
+        path = resolve_image(image_root, image, where) if image is not None else None
+        records.append(Record(str(item.get("id", index)), path, tuple(turns)))
+    return records

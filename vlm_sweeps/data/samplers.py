@@ -1,0 +1,36 @@
+"""Split-modality batching (the anchor's): every batch is all-multimodal or all-text-only."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Iterator, Sequence
+
+
+def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch of batches: each modality shuffled and chunked on its own, batch order shuffled."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    batches: list[list[int]] = []
+    for modality in (True, False):
+        idx = [i for i, m in enumerate(modalities) if m == modality]
+        rng.shuffle(idx)
+        batches += [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def steps_for(modalities: Sequence[bool], batch_size: int, epochs: float) -> int:
+    """Optimizer steps for `epochs` passes; fractional epochs stop part-way through the last pass."""
+    per_epoch = len(epoch_batches(modalities, batch_size, 0, 0))
+    return max(1, math.ceil(epochs * per_epoch))
+
+
+def batch_stream(modalities: Sequence[bool], batch_size: int, seed: int, start_step: int = 0) -> Iterator[list[int]]:
+    """Endless batches, epoch after epoch, from optimizer step `start_step` (for exact resume)."""
+    epoch, step = 0, 0
+    while True:
+        for batch in epoch_batches(modalities, batch_size, seed, epoch):
+            if step >= start_step:
+                yield batch
+            step += 1
+        epoch += 1

@@ -1,0 +1,27 @@
+"""Config -> model: one builder that assembles the VLM and its image transforms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlm_sweeps.data.transforms import ImageTransform
+from vlm_sweeps.models.llm import build_llm
+from vlm_sweeps.models.projector import Projector
+from vlm_sweeps.models.vision import FAMILIES, build_backbone, fused_dim
+from vlm_sweeps.models.vlm import VisionLanguageModel
+
+
+def build_vlm(cfg: Any, tokenizer, dtype=None) -> VisionLanguageModel:
+    scale = cfg.scale
+    backbones = [build_backbone(b.kind, b.id, cfg.encoder.image_size, scale.vision_shrink, scale.pretrained)
+                 for b in cfg.encoder.backbones]
+    llm = build_llm(cfg.llm.arch, cfg.llm.id, tokenizer, scale.llm_shrink, scale.max_seq_len, scale.pretrained,
+                    dtype=dtype)
+    projector = Projector(cfg.encoder.projector, fused_dim(backbones), llm.config.hidden_size)
+    return VisionLanguageModel(backbones, projector, llm, pad_token_id=tokenizer.pad_token_id)
+
+
+def image_transforms(cfg: Any, model: VisionLanguageModel) -> list[ImageTransform]:
+    """One transform per backbone: the resize strategy at its size, then its own normalisation."""
+    return [ImageTransform(cfg.resize.name, bb.shape.image_size, FAMILIES[bb.kind].mean, FAMILIES[bb.kind].std,
+                           FAMILIES[bb.kind].interpolation) for bb in model.encoder]

@@ -1,0 +1,50 @@
+"""An in-process tokenizer for tiny scale: a Llama-style BPE (metaspace, single-digit numbers)
+trained on the synthetic corpus, cached on disk keyed by its corpus and size."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first"),
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Punctuation(),
+    ])
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                                   eos_token="</s>", pad_token="<pad>")
+
+
+def cached_tokenizer(corpus_file: Path, vocab_size: int, cache_dir: Path):
+    """Train once per (corpus, vocab size); concurrent jobs race safely (atomic rename)."""
+    from transformers import AutoTokenizer
+
+    digest = hashlib.sha256(corpus_file.read_bytes() + str(vocab_size).encode()).hexdigest()[:16]
+    target = cache_dir / f"tokenizer-{digest}"
+    if not target.exists():
+        texts = [json.loads(line) for line in corpus_file.read_text().splitlines() if line]
+        tok = train_tokenizer(texts, vocab_size)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-tokenizer-"))
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another job finished first: its copy is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    return AutoTokenizer.from_pretrained(target)
