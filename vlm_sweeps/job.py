@@ -1,0 +1,155 @@
+"""One job, as a recipe: validate -> identify -> (skip if finished) -> setup -> train the stage
+plan -> evaluate the suite -> track. `run_job` is what the Hydra entry point and launchers call."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlm_sweeps import identity, naming, tracking, validate
+from vlm_sweeps.config import to_container
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    signature: str
+    run_id: str
+    metrics: dict[str, float]
+    skipped: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def axes_of(cfg: Any) -> dict[str, str]:
+    """The design-axis params (naming.AXES) plus scale and seed, as logged and shown."""
+    values = {"encoder": cfg.encoder.name, "resize": cfg.resize.name, "optimization": cfg.optimization.name,
+              "llm": cfg.llm.name, "epochs": str(float(cfg.epochs)), "data": cfg.data.name,
+              "scale": cfg.scale.name, "seed": str(cfg.seed)}
+    assert set(naming.AXES) | set(naming.CONTEXT_PARAMS) == set(values)
+    return values
+
+
+def run_name(axes: dict[str, str]) -> str:
+    return " ".join(f"{k}={axes[k]}" for k in naming.AXES)
+
+
+def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
+    validate.check(cfg)
+    signature = identity.signature(cfg)
+    tracker = tracking.JobTracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment)
+    done = tracker.finished(signature)
+    axes = axes_of(cfg)
+    if done is not None:
+        log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done.info.run_id)
+        return JobResult(signature, done.info.run_id, dict(done.data.metrics), skipped=True)
+    run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
+    log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
+    try:
+        metrics, timings = train_and_evaluate(cfg, tracker)
+    except BaseException as err:
+        tracker.fail(err)
+        raise
+    tracker.finish()
+    return JobResult(signature, run_id, metrics, timings=timings)
+
+
+def _device(cfg: Any) -> torch.device:
+    if cfg.run.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.run.device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker) -> tuple[dict[str, float], dict[str, float]]:
+    from vlm_sweeps.data.instruct import InstructDataset
+    from vlm_sweeps.data.llava import load_llava
+    from vlm_sweeps.data.synthetic import ensure_world
+    from vlm_sweeps.eval.harness import Answerer
+    from vlm_sweeps.eval.suite import evaluate_suite
+    from vlm_sweeps.models.builder import build_vlm, image_transforms
+    from vlm_sweeps.models.prompts import get_format
+    from vlm_sweeps.train.loop import train_stage
+    from vlm_sweeps.train.stages import count_parameters
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    device = _device(cfg)
+    autocast = torch.bfloat16 if cfg.scale.precision == "bf16" else None
+    cache_dir = Path(cfg.paths.cache_dir).resolve()
+    data_root = Path(cfg.paths.data_root).resolve()
+
+    # Data: the synthetic world is built once per settings and shared by every job that uses it.
+    world = ensure_world(cache_dir, cfg.data.synthetic) \
+        if cfg.data.source == "synthetic" or any(b.startswith("synth_") for b in cfg.benchmarks.suite) else None
+    if cfg.data.source == "synthetic":
+        files = {"align": world / "align.json", "finetune": world / "finetune.json"}
+    else:
+        files = {"align": data_root / str(cfg.data.align_file), "finetune": data_root / str(cfg.data.finetune_file)}
+    timings["data_s"] = time.perf_counter() - t0
+
+    tokenizer = load_tokenizer(cfg, world, cache_dir)
+    seed_everything(cfg.seed)
+    model = build_vlm(cfg, tokenizer).to(device)
+    transforms = image_transforms(cfg, model)
+    fmt = get_format(cfg.llm.prompt)
+    timings["setup_s"] = time.perf_counter() - t0
+
+    step = 0
+    for stage in cfg.optimization.stages:
+        records = load_llava(files[stage.name], drop_text_only=cfg.data.drop_text_only)
+        dataset = InstructDataset(records, tokenizer, fmt, transforms, cfg.scale.max_seq_len, model.num_patches)
+        epochs = cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
+        result = train_stage(model, stage, cfg.scale[stage.name], dataset, epochs, seed=cfg.seed, device=device,
+                             log_fn=tracker.log_metrics, step_offset=step, log_every=cfg.run.log_every,
+                             progress=cfg.run.progress, autocast_dtype=autocast, num_workers=cfg.run.num_workers)
+        step += result.steps
+        timings[f"train_{stage.name}_s"] = result.seconds
+        log.info("stage %s: %d steps, final loss %.3f, %.1f samples/s", stage.name, result.steps,
+                 result.final_loss, result.samples / max(result.seconds, 1e-9))
+        for part, n in count_parameters(model).items():
+            tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
+
+    t_eval = time.perf_counter()
+    answerer = Answerer(model, tokenizer, fmt, transforms, device, blind=cfg.eval.blind, autocast_dtype=autocast)
+    metrics, predictions = evaluate_suite(answerer, list(cfg.benchmarks.suite), world_dir=world, data_root=data_root,
+                                          max_examples=cfg.benchmarks.max_examples,
+                                          batch_size=cfg.benchmarks.batch_size, seed=cfg.seed,
+                                          progress=cfg.run.progress)
+    timings["eval_s"] = time.perf_counter() - t_eval
+    timings["job_s"] = time.perf_counter() - t0
+    tracker.log_metrics(metrics, step)
+    tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)
+    for name, rows in predictions.items():
+        tracker.log_records(rows, f"predictions/{name}.jsonl")
+    return metrics, timings
+
+
+def load_tokenizer(cfg: Any, world: Path | None, cache_dir: Path):
+    """Tiny: the in-process tokenizer trained on the synthetic corpus. Full: the LLM's own, with a
+    pad token added (the embeddings are resized to match in models/llm.py)."""
+    if not cfg.scale.pretrained:
+        from vlm_sweeps.models.tokenizer import cached_tokenizer
+
+        if world is None:
+            raise validate.ConfigError([f"scale={cfg.scale.name} trains its tokenizer on the synthetic corpus; "
+                                        "use data=synthetic (or scale=full for real data)"])
+        return cached_tokenizer(world / "corpus.txt", cfg.scale.vocab_size, cache_dir)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.llm.id, cache_dir=cfg.paths.models_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({"pad_token": "<PAD>"})
+    return tokenizer

@@ -1,0 +1,44 @@
+"""Entry point: `python -m vlm_sweeps.run [overrides]`, `-m` for a sweep (one job per combination)."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from vlm_sweeps.config import register_configs
+from vlm_sweeps.job import run_job
+
+register_configs()
+log = logging.getLogger("vlm_sweeps")
+
+
+def current_sweep_id() -> str | None:
+    """Jobs of one `-m` invocation share its sweep folder; its name is the sweep id."""
+    try:
+        hc = HydraConfig.get()
+    except ValueError:
+        return None
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    from pathlib import Path
+
+    return Path(hc.sweep.dir).name
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> dict[str, float]:
+    result = run_job(cfg, sweep_id=current_sweep_id())
+    state = "skipped (already finished)" if result.skipped else "finished"
+    headline = {k: v for k, v in sorted(result.metrics.items()) if not k.startswith(("train/", "time/"))}
+    print(f"[{result.signature}] {state}: run {result.run_id}")
+    for key, value in headline.items():
+        print(f"  {key:<28} {value:.4f}")
+    return result.metrics
+
+
+if __name__ == "__main__":
+    main()

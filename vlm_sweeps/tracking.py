@@ -1,0 +1,184 @@
+"""MLflow tracking: one run per job, found again by its signature; one parent run per sweep.
+
+Store: `tracking.uri`, else $MLFLOW_TRACKING_URI, else `sqlite:///<working dir>/mlflow.db`.
+The schema and experiment are created once by `SweepCallback` before a sweep's jobs start, so
+parallel jobs never race on a fresh sqlite store's migration.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from vlm_sweeps import naming
+
+log = logging.getLogger(__name__)
+
+
+def resolve_uri(uri: str | None) -> str:
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create the store's schema (first client on a sqlite file) and the experiment; return its id.
+    Artifacts of a sqlite store go beside the database, not into whatever the working dir is."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def find_sweep_run(client, experiment_id: str, sweep_id: str):
+    runs = client.search_runs([experiment_id], filter_string=(
+        f"tags.`{naming.TAG_KIND}` = '{naming.KIND_SWEEP}' and tags.`{naming.TAG_SWEEP_ID}` = '{sweep_id}'"),
+        max_results=1)
+    return runs[0] if runs else None
+
+
+def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[str]) -> str:
+    """The parent run that groups a sweep's jobs in the MLflow UI (created once per sweep)."""
+    client = _client(uri)
+    exp_id = ensure_experiment(uri, experiment)
+    existing = find_sweep_run(client, exp_id, sweep_id)
+    if existing is not None:
+        return existing.info.run_id
+    run = client.create_run(exp_id, run_name=f"sweep {sweep_id}", tags={
+        naming.TAG_KIND: naming.KIND_SWEEP, naming.TAG_SWEEP_ID: sweep_id,
+        naming.TAG_PREFIX + "overrides": " ".join(overrides)[:5000]})
+    return run.info.run_id
+
+
+class SweepCallback(Callback):
+    """Hydra callback: before a multirun's jobs start, create the store, experiment and parent run."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        uri = resolve_uri(config.tracking.uri)
+        sweep_id = Path(config.hydra.sweep.dir).name
+        overrides = list(config.hydra.overrides.task)
+        run_id = start_sweep_run(uri, config.tracking.experiment, sweep_id, overrides)
+        log.info("sweep %s: tracking in %s (parent run %s)", sweep_id, uri, run_id)
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        uri = resolve_uri(config.tracking.uri)
+        client = _client(uri)
+        exp = client.get_experiment_by_name(config.tracking.experiment)
+        parent = find_sweep_run(client, exp.experiment_id, Path(config.hydra.sweep.dir).name) if exp else None
+        if parent is not None and parent.info.status == "RUNNING":
+            client.set_terminated(parent.info.run_id, "FINISHED")
+
+
+class JobTracker:
+    """The MLflow side of one job."""
+
+    def __init__(self, uri: str, experiment: str):
+        self.uri = uri
+        self.client = _client(uri)
+        self.experiment_id = ensure_experiment(uri, experiment)
+        self.run_id: str | None = None
+
+    def find(self, signature: str) -> list:
+        """Job runs with this signature, newest first."""
+        return self.client.search_runs([self.experiment_id], filter_string=(
+            f"tags.`{naming.TAG_SIGNATURE}` = '{signature}' and tags.`{naming.TAG_KIND}` = '{naming.KIND_JOB}'"),
+            order_by=["attributes.start_time DESC"])
+
+    def finished(self, signature: str):
+        return next((r for r in self.find(signature) if r.info.status == "FINISHED"), None)
+
+    def start(self, signature: str, resolved: dict, axes: dict[str, str], sweep_id: str | None,
+              run_name: str, extra_tags: dict[str, str] | None = None) -> str:
+        from mlflow.entities import Param
+
+        from vlm_sweeps.identity import flatten
+
+        tags = {naming.TAG_SIGNATURE: signature, naming.TAG_KIND: naming.KIND_JOB, naming.TAG_STATUS: "running"}
+        if sweep_id:
+            tags[naming.TAG_SWEEP_ID] = sweep_id
+            parent = find_sweep_run(self.client, self.experiment_id, sweep_id)
+            if parent is not None:
+                tags["mlflow.parentRunId"] = parent.info.run_id
+        commit = git_commit()
+        if commit:
+            tags[naming.TAG_GIT_COMMIT] = commit
+        tags.update(extra_tags or {})
+        # an older unfinished attempt (crashed, killed) is closed as superseded, not left RUNNING
+        for old in self.find(signature):
+            if old.info.status == "RUNNING":
+                self.client.set_tag(old.info.run_id, naming.TAG_STATUS, "superseded")
+                self.client.set_terminated(old.info.run_id, "KILLED")
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        params = {**axes, **{k: v for k, v in flatten(resolved).items() if k not in axes}}
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+        self.log_text(_yaml(resolved), "config.yaml")
+        return self.run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_records(self, records: list[dict], artifact_file: str) -> None:
+        self.log_text("\n".join(json.dumps(r) for r in records) + "\n", artifact_file)
+
+    def finish(self) -> None:
+        self.client.set_tag(self.run_id, naming.TAG_STATUS, "finished")
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def fail(self, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}"
+        self.client.set_tag(self.run_id, naming.TAG_STATUS, "failed")
+        self.client.set_tag(self.run_id, naming.TAG_ERROR, message[:5000])
+        self.client.set_terminated(self.run_id, "FAILED")
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return text[:6000]
+
+
+def _yaml(tree: dict) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(tree))

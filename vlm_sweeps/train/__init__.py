@@ -1,0 +1,1 @@
+"""Training: stage plans as parameter groups, and the loop."""

@@ -1,0 +1,94 @@
+"""The training loop of one stage, top to bottom: batch -> forward -> backward -> clip -> step ->
+schedule -> log. Batches come from the split-modality sampler, seeded, so a run is reproducible."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from vlm_sweeps import naming
+from vlm_sweeps.data.instruct import InstructDataset, collate
+from vlm_sweeps.data.samplers import batch_stream, steps_for
+from vlm_sweeps.train.stages import make_optimizer, make_scheduler, set_trainable
+
+log = logging.getLogger(__name__)
+LogFn = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class StageResult:
+    name: str
+    steps: int
+    final_loss: float
+    seconds: float
+    samples: int
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    px = batch["pixel_values"]
+    return {"pixel_values": [p.to(device, non_blocking=True) for p in px] if px is not None else None,
+            "input_ids": [t.to(device) for t in batch["input_ids"]],
+            "labels": [t.to(device) for t in batch["labels"]]}
+
+
+def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, *, seed: int,
+                device: torch.device, log_fn: LogFn, step_offset: int = 0, log_every: int = 10,
+                progress: bool = False, autocast_dtype: torch.dtype | None = None,
+                num_workers: int = 0) -> StageResult:
+    """Train the parts `stage.train` for `epochs` passes over `dataset`."""
+    set_trainable(model, list(stage.train))
+    optimizer = make_optimizer(model, hparams.lr, hparams.weight_decay)
+    modalities = dataset.modalities()
+    total = steps_for(modalities, hparams.batch_size, epochs)
+    scheduler = make_scheduler(optimizer, total, hparams.warmup_ratio)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    batches = batch_stream(modalities, hparams.batch_size, seed)
+    loader = DataLoader(dataset, batch_sampler=(next(batches) for _ in range(total)), collate_fn=collate,
+                        num_workers=num_workers)
+    bar = _progress(total, f"{stage.name}", progress)
+    window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
+    started, samples, loss_value = time.perf_counter(), 0, float("nan")
+    log.info("stage %s: %d steps of %d samples, training %s", stage.name, total, hparams.batch_size,
+             ",".join(stage.train))
+    for step, batch in enumerate(loader, start=1):
+        batch = _to_device(batch, device)
+        amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+        with amp:
+            loss = model(batch["pixel_values"], batch["input_ids"], batch["labels"]).loss
+        loss.backward()
+        # clip the global norm of the trainable params only (frozen ones have no grad)
+        torch.nn.utils.clip_grad_norm_(trainable, hparams.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        loss_value = loss.item()
+        n = len(batch["input_ids"])
+        samples += n
+        window_loss += loss_value * n
+        window_samples += n
+        if step % log_every == 0 or step == total:
+            elapsed = time.perf_counter() - window_start
+            log_fn({naming.TRAIN_LOSS: window_loss / window_samples, naming.TRAIN_LR: lr,
+                    naming.TRAIN_SAMPLES_PER_S: window_samples / max(elapsed, 1e-9)}, step_offset + step)
+            window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.3f}")
+    bar.close()
+    set_trainable(model, [])
+    model.eval()
+    return StageResult(stage.name, total, loss_value, time.perf_counter() - started, samples)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    # disable=None: bars only on a terminal, never spammed into log files
+    return tqdm(total=total, desc=desc, disable=None if enabled else True, leave=False, dynamic_ncols=True)

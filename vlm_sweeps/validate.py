@@ -1,0 +1,69 @@
+"""Cross-axis checks, run before anything heavy loads. Every problem is collected into one error
+that says what is wrong and what the valid choices are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def problems(cfg: Any) -> list[str]:
+    from vlm_sweeps.data.transforms import STRATEGIES
+    from vlm_sweeps.eval import registry
+    from vlm_sweeps.models.llm import ARCHS
+    from vlm_sweeps.models.projector import Projector
+    from vlm_sweeps.models.prompts import FORMATS
+    from vlm_sweeps.models.vision import FAMILIES
+    from vlm_sweeps.train.stages import PARTS
+
+    found: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            found.append(message)
+
+    need(cfg.epochs > 0, f"epochs={cfg.epochs}: must be a positive number of finetune passes (e.g. 1, 1.5, 2)")
+    need(len(cfg.encoder.backbones) >= 1, f"encoder={cfg.encoder.name}: lists no backbone")
+    for b in cfg.encoder.backbones:
+        need(b.kind in FAMILIES, f"encoder={cfg.encoder.name}: unknown backbone kind {b.kind!r}; known: "
+             f"{', '.join(FAMILIES)}")
+    need(cfg.encoder.projector in Projector.KINDS, f"encoder.projector={cfg.encoder.projector!r}; known: "
+         f"{', '.join(Projector.KINDS)}")
+    need(cfg.resize.name in STRATEGIES, f"resize={cfg.resize.name!r}; known: {', '.join(STRATEGIES)}")
+    need(cfg.llm.arch in ARCHS, f"llm={cfg.llm.name}: unknown arch {cfg.llm.arch!r}; known: {', '.join(ARCHS)}")
+    need(cfg.llm.prompt in FORMATS, f"llm={cfg.llm.name}: unknown prompt format {cfg.llm.prompt!r}; known: "
+         f"{', '.join(FORMATS)}")
+    names = [s.name for s in cfg.optimization.stages]
+    need(names in (["finetune"], ["align", "finetune"]), f"optimization={cfg.optimization.name}: stages {names}; "
+         "a plan is [finetune] or [align, finetune]")
+    for stage in cfg.optimization.stages:
+        bad = sorted(set(stage.train) - set(PARTS))
+        need(not bad, f"optimization={cfg.optimization.name}: stage {stage.name} trains unknown parts {bad}; "
+             f"known: {', '.join(PARTS)}")
+    need(cfg.data.source in ("synthetic", "llava"), f"data={cfg.data.name}: source {cfg.data.source!r}; "
+         "known: synthetic, llava")
+    if cfg.data.source == "llava":
+        root = Path(cfg.paths.data_root)
+        files = [cfg.data.finetune_file] + ([cfg.data.align_file] if "align" in names else [])
+        for rel in files:
+            need(rel is not None and (root / rel).is_file(),
+                 f"data={cfg.data.name}: {root / str(rel)} not found; put the LLaVA files under paths.data_root "
+                 f"(now {root.resolve()}) or choose a synthetic mix (data=synthetic)")
+    known = registry.names()
+    for name in cfg.benchmarks.suite:
+        need(name in known, f"benchmarks: unknown benchmark {name!r}; known: {', '.join(known)}")
+    need(cfg.scale.precision in ("fp32", "bf16"), f"scale.precision={cfg.scale.precision!r}; known: fp32, bf16")
+    need(cfg.run.device in ("auto", "cpu", "cuda"), f"run.device={cfg.run.device!r}; known: auto, cpu, cuda")
+    return found
+
+
+def check(cfg: Any) -> None:
+    found = problems(cfg)
+    if found:
+        raise ConfigError(found)
