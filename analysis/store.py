@@ -1,0 +1,186 @@
+"""Read a tracking store into `Results`: FINISHED job runs, their axes and headline metrics.
+
+Only what the jobs wrote is read (see `vlm_sweeps.naming`): the axis params, the seed, the
+signature and sweep tags, and each benchmark's headline metric. The flattened config (dotted
+params) and training curves are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run, ViewType
+from mlflow.exceptions import MlflowException
+
+from analysis.results import AnalysisError, Results
+from vlm_sweeps import naming
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+NOT_BENCHMARKS = ("train", "analysis", "system")  # metric prefixes that are not benchmarks
+_PAGE = 1000
+
+
+def open_store(tracking_uri: str | None) -> MlflowClient:
+    """A client for `tracking_uri` (default: MLFLOW_TRACKING_URI / MLflow's default).
+
+    A missing local store is an error, not an invitation to create an empty one.
+    """
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    parsed = urlparse(uri)
+    local = None
+    if parsed.scheme == "sqlite":
+        local = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    elif parsed.scheme == "file" or (parsed.scheme == "" and not uri.startswith("databricks")):
+        local = Path(parsed.path if parsed.scheme == "file" else uri)
+    if local is not None and not local.exists():
+        raise AnalysisError(
+            f"no MLflow store at {local} (tracking URI {uri!r}); pass --tracking-uri with the "
+            "store the jobs logged to, e.g. sqlite:///path/to/mlflow.db, or set MLFLOW_TRACKING_URI"
+        )
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_ids(client: MlflowClient, names: list[str]) -> list[str]:
+    try:
+        found = {name: client.get_experiment_by_name(name) for name in names}
+    except MlflowException as exc:
+        raise AnalysisError(f"cannot read the tracking store {client.tracking_uri}: {exc}") from exc
+    unknown = [n for n, e in found.items() if e is None]
+    if unknown:
+        known = sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL))
+        raise AnalysisError(
+            f"unknown experiment {', '.join(map(repr, unknown))} in {client.tracking_uri}; "
+            f"experiments there: {', '.join(known) or '(none)'}; choose one with --experiment"
+        )
+    return [e.experiment_id for e in found.values()]
+
+
+def _search(client: MlflowClient, ids: list[str], query: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(ids, query, ViewType.ACTIVE_ONLY, _PAGE, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _row(run: Run) -> dict:
+    params, tags = run.data.params, run.data.tags
+    row = {
+        "run": run.info.run_id,
+        "end_time": run.info.end_time or 0,
+        "signature": tags.get(naming.TAG_SIGNATURE),
+        "sweep_id": tags.get(naming.TAG_SWEEP_ID),
+        "parent_run_id": tags.get(PARENT_TAG),
+        "run_name": run.info.run_name,
+    }
+    for key in (*naming.AXES, *naming.CONTEXT_PARAMS):
+        row[key] = params.get(key)
+    for key, value in run.data.metrics.items():
+        bench, _, _ = key.partition("/")
+        if bench not in NOT_BENCHMARKS and key == naming.headline_metric(bench):
+            row["bench:" + bench] = value
+    return row
+
+
+def load_store(
+    tracking_uri: str | None = None,
+    experiments: list[str] | str = naming.DEFAULT_EXPERIMENT,
+    sweep_id: str | None = None,
+    axes: list[str] | None = None,
+    filter_string: str = "",
+) -> Results:
+    """FINISHED job runs of `experiments` (optionally one sweep) as `Results`.
+
+    `axes` restricts the compared axes (default: every axis of `naming.AXES` with more than one
+    value). Runs sharing a signature are one configuration run twice: the latest is kept.
+    """
+    client = open_store(tracking_uri)
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    ids = _experiment_ids(client, names)
+    query = f"tags.`{naming.TAG_KIND}` = '{naming.KIND_JOB}'"
+    if sweep_id:
+        query += f" and tags.`{naming.TAG_SWEEP_ID}` = '{sweep_id}'"
+    if filter_string:
+        query += f" and {filter_string}"
+    where = f"experiment {', '.join(names)} of {client.tracking_uri}"
+    try:
+        finished = _search(client, ids, query + " and attributes.status = 'FINISHED'")
+    except MlflowException as exc:
+        raise AnalysisError(f"cannot search {where} (check --filter): {exc}") from exc
+    if not finished:
+        others = _search(client, ids, query)
+        states = pd.Series([r.info.status for r in others]).value_counts().to_dict()
+        detail = f"job runs there: {states}" if states else "it holds no job runs"
+        scope = f" with sweep id {sweep_id!r}" if sweep_id else ""
+        raise AnalysisError(
+            f"no FINISHED job runs (tag {naming.TAG_KIND}={naming.KIND_JOB}){scope} in {where}; "
+            f"{detail}. Run a sweep first, or choose another --experiment/--sweep-id"
+        )
+    frame = pd.DataFrame([_row(r) for r in finished])
+    return _results(frame, axes, f"{where}" + (f", sweep {sweep_id}" if sweep_id else ""))
+
+
+def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Results:
+    signed = frame["signature"].notna()
+    latest = frame[signed].sort_values("end_time").drop_duplicates("signature", keep="last")
+    dropped = int(signed.sum()) - len(latest)
+    if dropped:
+        log.info("kept the latest of runs sharing a signature: %d duplicates dropped", dropped)
+    frame = pd.concat([latest, frame[~signed]]).sort_values("end_time").reset_index(drop=True)
+
+    bench_cols = [c for c in frame if c.startswith("bench:") and frame[c].notna().any()]
+    if not bench_cols:
+        raise AnalysisError(
+            f"the FINISHED job runs in {source} log no benchmark headline metric "
+            f"(expected e.g. {naming.headline_metric('synth_vqa')}); were they evaluated?"
+        )
+    benchmarks = [c.removeprefix("bench:") for c in bench_cols]
+    frame = frame.rename(columns=dict(zip(bench_cols, benchmarks)))
+    frame[benchmarks] = frame[benchmarks].astype(float) * 100.0  # fractions -> percent
+
+    known = [k for k in (*naming.AXES, "scale") if frame[k].notna().any()]
+    for key in known:
+        frame[key] = frame[key].fillna("<unset>").astype(str)
+    varying = [k for k in naming.AXES if k in known and frame[k].nunique() > 1]
+    if axes:
+        unknown = [a for a in axes if a not in naming.AXES]
+        if unknown:
+            raise AnalysisError(f"--by {unknown}: not an axis; axes are {', '.join(naming.AXES)}")
+        for axis in axes:
+            if axis not in varying:
+                log.warning("axis %r has a single value in %s: nothing to compare", axis, source)
+        varying = [a for a in axes if a in varying]
+    context = [k for k in known if k not in varying]
+    constants = {k: frame[k].iloc[0] for k in known if frame[k].nunique() == 1}
+    seed = "seed" if frame["seed"].notna().any() else None
+    if seed:
+        frame["seed"] = frame["seed"].fillna("<unset>").astype(str)
+    parents = sorted(p for p in frame["parent_run_id"].dropna().unique())
+    return Results(
+        runs=frame,
+        axes=varying,
+        benchmarks=benchmarks,
+        context=context,
+        seed=seed,
+        label=None,
+        constants=constants,
+        metric_names={b: naming.headline_metric(b) for b in benchmarks},
+        source=f"MLflow store: {source} ({len(frame)} FINISHED job runs)",
+        parent_run_ids=parents,
+    )
+
+
+def default_tracking_uri() -> str:
+    """What a bare `python -m analysis` reads: MLFLOW_TRACKING_URI, else MLflow's default."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
