@@ -61,6 +61,8 @@ class SyntheticConf:
     n_align: int = 1200  # caption pairs for the align stage
     n_finetune: int = 2400  # instruction records (several turns each) for the finetune stage
     n_eval: int = 200  # examples per synthetic benchmark
+    max_objects: int = 4  # shapes per scene, 1..4 (also the largest count answer)
+    turns: List[int] = field(default_factory=lambda: [2, 4])  # question turns per finetune record, [min, max]
     # Relative weights of the instruction task families in the finetune mix; 0 drops a family.
     tasks: Dict[str, float] = field(default_factory=lambda: {"vqa": 1.0, "count": 1.0, "spatial": 1.0, "pope": 1.0,
                                                    "ref": 1.0, "text": 1.0, "text_only": 1.0})
@@ -149,6 +151,8 @@ class RunConf:
     log_every: int = 10  # optimizer steps between training-curve points
     progress: bool = True  # progress bars on a terminal
     threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
+    checkpoint_every: int = 100  # optimizer steps between resumable checkpoints (0: only at stage ends)
+    fail_at_step: Optional[int] = None  # fault injection: raise at this global step (resilience tests)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import torch
 
 from vlm_sweeps import identity, naming, tracking, validate
 from vlm_sweeps.config import to_container
+from vlm_sweeps.train.checkpoint import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,19 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
     if done is not None:
         log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done.info.run_id)
         return JobResult(signature, done.info.run_id, dict(done.data.metrics), skipped=True)
-    run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
-    log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
+    checkpointer = Checkpointer(Path(cfg.paths.runs_dir).resolve() / signature, cfg.run.checkpoint_every)
+    saved = checkpointer.load()
+    resumable = {r.info.run_id for r in tracker.find(signature) if r.info.status != "FINISHED"}
+    if saved is not None and saved.get("run_id") in resumable:
+        run_id = tracker.reopen(saved["run_id"], sweep_id)  # the same MLflow run, continued
+        log.info("%s [%s] resumes MLflow run %s from its checkpoint", run_name(axes), signature, run_id)
+    else:
+        if saved is not None:  # a checkpoint without its run (store reset): start clean
+            checkpointer.path.unlink()
+        run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
+        log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
     try:
-        metrics, timings = train_and_evaluate(cfg, tracker)
+        metrics, timings = train_and_evaluate(cfg, tracker, checkpointer)
     except BaseException as err:
         tracker.fail(err)
         raise
@@ -71,63 +81,116 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker) -> tuple[dict[str, float], dict[str, float]]:
-    from vlm_sweeps.data.instruct import InstructDataset
-    from vlm_sweeps.data.llava import load_llava
+@dataclass
+class Setup:
+    """Everything a job builds before training: data files, tokenizer, model, transforms."""
+
+    model: Any
+    tokenizer: Any
+    fmt: Any
+    transforms: list
+    device: torch.device
+    world: Path | None
+    files: dict[str, Path]
+    data_root: Path
+    autocast: torch.dtype | None
+
+
+def setup(cfg: Any) -> Setup:
     from vlm_sweeps.data.synthetic import ensure_world
-    from vlm_sweeps.eval.harness import Answerer
-    from vlm_sweeps.eval.suite import evaluate_suite
     from vlm_sweeps.models.builder import build_vlm, image_transforms
     from vlm_sweeps.models.prompts import get_format
-    from vlm_sweeps.train.loop import train_stage
-    from vlm_sweeps.train.stages import count_parameters
 
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    device = _device(cfg)
-    autocast = torch.bfloat16 if cfg.scale.precision == "bf16" else None
     cache_dir = Path(cfg.paths.cache_dir).resolve()
     data_root = Path(cfg.paths.data_root).resolve()
-
-    # Data: the synthetic world is built once per settings and shared by every job that uses it.
-    world = ensure_world(cache_dir, cfg.data.synthetic) \
-        if cfg.data.source == "synthetic" or any(b.startswith("synth_") for b in cfg.benchmarks.suite) else None
+    # The synthetic world is built once per settings and shared by every job that uses it.
+    needs_world = cfg.data.source == "synthetic" or any(b.startswith("synth_") for b in cfg.benchmarks.suite)
+    world = ensure_world(cache_dir, cfg.data.synthetic) if needs_world else None
     if cfg.data.source == "synthetic":
         files = {"align": world / "align.json", "finetune": world / "finetune.json"}
     else:
         files = {"align": data_root / str(cfg.data.align_file), "finetune": data_root / str(cfg.data.finetune_file)}
-    timings["data_s"] = time.perf_counter() - t0
-
     tokenizer = load_tokenizer(cfg, world, cache_dir)
     seed_everything(cfg.seed)
+    device = _device(cfg)
     model = build_vlm(cfg, tokenizer).to(device)
-    transforms = image_transforms(cfg, model)
-    fmt = get_format(cfg.llm.prompt)
-    timings["setup_s"] = time.perf_counter() - t0
+    return Setup(model, tokenizer, get_format(cfg.llm.prompt), image_transforms(cfg, model), device, world, files,
+                 data_root, torch.bfloat16 if cfg.scale.precision == "bf16" else None)
 
-    step = 0
-    for stage in cfg.optimization.stages:
-        records = load_llava(files[stage.name], drop_text_only=cfg.data.drop_text_only)
-        dataset = InstructDataset(records, tokenizer, fmt, transforms, cfg.scale.max_seq_len, model.num_patches)
+
+def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
+          checkpointer: Checkpointer | None = None, run_id: str | None = None) -> int:
+    """Train the stage plan, resuming from `checkpointer`'s checkpoint when it holds one.
+    Returns the number of optimizer steps of the whole plan."""
+    from vlm_sweeps.data.instruct import InstructDataset
+    from vlm_sweeps.data.llava import load_llava
+    from vlm_sweeps.train.checkpoint import rng_state, trained_state
+    from vlm_sweeps.train.loop import train_stage
+
+    saved = checkpointer.load() if checkpointer is not None else None
+    if saved is not None:
+        s.model.load_state_dict(saved["model"], strict=False)
+        log.info("resuming from %s (stage %d, step %d)", checkpointer.path, saved["stage_index"], saved["stage_step"])
+    step, trained_parts, stage_steps = 0, set(), []
+    for index, stage in enumerate(cfg.optimization.stages):
+        trained_parts |= set(stage.train)
+        if saved is not None and index < saved["stage_index"]:  # finished before the interruption
+            stage_steps.append(saved["stage_steps"][index])
+            step += stage_steps[-1]
+            continue
+        records = load_llava(s.files[stage.name], drop_text_only=cfg.data.drop_text_only)
+        dataset = InstructDataset(records, s.tokenizer, s.fmt, s.transforms, cfg.scale.max_seq_len,
+                                  s.model.num_patches)
         epochs = cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
-        result = train_stage(model, stage, cfg.scale[stage.name], dataset, epochs, seed=cfg.seed, device=device,
-                             log_fn=tracker.log_metrics, step_offset=step, log_every=cfg.run.log_every,
-                             progress=cfg.run.progress, autocast_dtype=autocast, num_workers=cfg.run.num_workers)
+        resume = saved if saved is not None and index == saved["stage_index"] else None
+
+        def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts)):
+            if checkpointer is not None and checkpointer.due(stage_step, total):
+                checkpointer.save({"run_id": run_id, "stage_index": index, "stage_step": stage_step,
+                                   "stage_steps": stage_steps + [stage_step], "model": trained_state(s.model, parts),
+                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "rng": rng_state()})
+
+        result = train_stage(s.model, stage, cfg.scale[stage.name], dataset, epochs, seed=cfg.seed + index,
+                             device=s.device, log_fn=log_fn, step_offset=step, log_every=cfg.run.log_every,
+                             progress=cfg.run.progress, autocast_dtype=s.autocast, num_workers=cfg.run.num_workers,
+                             resume=resume, on_checkpoint=on_checkpoint, fail_at_step=cfg.run.fail_at_step)
+        stage_steps.append(result.steps)
         step += result.steps
-        timings[f"train_{stage.name}_s"] = result.seconds
+        if timings is not None:
+            timings[f"train_{stage.name}_s"] = result.seconds
         log.info("stage %s: %d steps, final loss %.3f, %.1f samples/s", stage.name, result.steps,
                  result.final_loss, result.samples / max(result.seconds, 1e-9))
-        for part, n in count_parameters(model).items():
-            tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
+    return step
 
+
+def evaluate(cfg: Any, s: Setup, blind: bool | None = None) -> tuple[dict[str, float], dict[str, list[dict]]]:
+    """The benchmark suite on the current model; `blind` overrides `eval.blind` (the control)."""
+    from vlm_sweeps.eval.harness import Answerer
+    from vlm_sweeps.eval.suite import evaluate_suite
+
+    answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device,
+                        blind=cfg.eval.blind if blind is None else blind, autocast_dtype=s.autocast)
+    return evaluate_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
+                          max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,
+                          seed=cfg.seed, progress=cfg.run.progress)
+
+
+def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Checkpointer
+                       ) -> tuple[dict[str, float], dict[str, float]]:
+    from vlm_sweeps.train.stages import count_parameters
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    s = setup(cfg)
+    timings["setup_s"] = time.perf_counter() - t0
+    step = train(cfg, s, tracker.log_metrics, timings, checkpointer, tracker.run_id)
+    for part, n in count_parameters(s.model).items():
+        tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()
-    answerer = Answerer(model, tokenizer, fmt, transforms, device, blind=cfg.eval.blind, autocast_dtype=autocast)
-    metrics, predictions = evaluate_suite(answerer, list(cfg.benchmarks.suite), world_dir=world, data_root=data_root,
-                                          max_examples=cfg.benchmarks.max_examples,
-                                          batch_size=cfg.benchmarks.batch_size, seed=cfg.seed,
-                                          progress=cfg.run.progress)
+    metrics, predictions = evaluate(cfg, s)
     timings["eval_s"] = time.perf_counter() - t_eval
     timings["job_s"] = time.perf_counter() - t0
     tracker.log_metrics(metrics, step)

@@ -150,6 +150,15 @@ class JobTracker:
         self.log_text(_yaml(resolved), "config.yaml")
         return self.run_id
 
+    def reopen(self, run_id: str, sweep_id: str | None) -> str:
+        """Continue an interrupted run (requeued or restarted job) instead of starting another."""
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, naming.TAG_STATUS, "running")
+        resumes = int(self.client.get_run(run_id).data.tags.get(naming.TAG_PREFIX + "resumes", "0")) + 1
+        self.client.set_tag(run_id, naming.TAG_PREFIX + "resumes", str(resumes))
+        return run_id
+
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 

@@ -46,6 +46,8 @@ def problems(cfg: Any) -> list[str]:
         bad = sorted(set(stage.train) - set(PARTS))
         need(not bad, f"optimization={cfg.optimization.name}: stage {stage.name} trains unknown parts {bad}; "
              f"known: {', '.join(PARTS)}")
+    need(2 <= cfg.data.synthetic.max_objects <= 4, f"data.synthetic.max_objects={cfg.data.synthetic.max_objects}: "
+         "must be 2..4 (spatial questions need two objects; counts are answered 0..4)")
     need(cfg.data.source in ("synthetic", "llava"), f"data={cfg.data.name}: source {cfg.data.source!r}; "
          "known: synthetic, llava")
     if cfg.data.source == "llava":

@@ -41,7 +41,7 @@ CAPTION_PROMPTS = ("Describe the image briefly.", "Give a short caption of the p
 TASKS = ("vqa", "count", "spatial", "pope", "ref", "text")
 BENCHMARK_TASK = {"synth_vqa": "vqa", "synth_count": "count", "synth_spatial": "spatial", "synth_pope": "pope",
                   "synth_ref": "ref", "synth_text": "text"}
-MAX_COUNT = 4
+MAX_COUNT = 4  # most objects a scene can hold (and the largest count answer)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _font() -> ImageFont.ImageFont:
     return ImageFont.load_default(size=16)
 
 
-def make_scene(rng: random.Random) -> Scene:
+def make_scene(rng: random.Random, max_objects: int = MAX_COUNT) -> Scene:
     w, h = rng.choice(CANVASES)
     font = _font()
     word = rng.choice(WORDS)
@@ -85,7 +85,7 @@ def make_scene(rng: random.Random) -> Scene:
     word_box = (wx, wy, wx + tw, wy + th)
     taken = [word_box]
     objects: list[Obj] = []
-    kinds = rng.sample([(c, s) for c in COLORS for s in SHAPES], k=rng.randint(1, MAX_COUNT))
+    kinds = rng.sample([(c, s) for c in COLORS for s in SHAPES], k=rng.randint(1, max_objects))
     for color, shape in kinds:
         for _ in range(50):  # rejection sampling of a free spot
             side = int(min(w, h) * rng.uniform(0.24, 0.36))
@@ -96,7 +96,7 @@ def make_scene(rng: random.Random) -> Scene:
                 objects.append(Obj(color, shape, box))
                 break
     if not objects:
-        return make_scene(rng)
+        return make_scene(rng, max_objects)
     return Scene((w, h), tuple(objects), word, word_box)
 
 
@@ -246,11 +246,12 @@ class _Writer:
         return rel
 
 
-def _finetune_record(i: int, scene: Scene, writer: _Writer, rng: random.Random, tasks: dict) -> dict:
+def _finetune_record(i: int, scene: Scene, writer: _Writer, rng: random.Random, tasks: dict,
+                     n_turns: tuple[int, int]) -> dict:
     visual = [t for t in TASKS if tasks.get(t, 0) > 0]
     weights = [tasks[t] for t in visual]
     turns: list[dict] = []
-    for _ in range(rng.randint(2, 4)):
+    for _ in range(rng.randint(*n_turns)):
         example = task_example(rng.choices(visual, weights)[0], scene, rng)
         if example is None:
             continue
@@ -270,7 +271,7 @@ def generate(folder: Path, conf) -> None:
     tasks = dict(conf.tasks)
     align = []
     for i in range(conf.n_align):
-        scene = make_scene(rng)
+        scene = make_scene(rng, conf.max_objects)
         align.append({"id": f"al{i}", "image": writer.image(f"al{i}", scene), "conversations": [
             {"from": "human", "value": "<image>\n" + rng.choice(CAPTION_PROMPTS)},
             {"from": "gpt", "value": caption(scene)}]})
@@ -282,16 +283,20 @@ def generate(folder: Path, conf) -> None:
         if rng.random() < p_text:
             finetune.append({"id": f"lo{i}", "conversations": language_only(rng)})
         else:
-            finetune.append(_finetune_record(i, make_scene(rng), writer, rng, tasks))
+            finetune.append(_finetune_record(i, make_scene(rng, conf.max_objects), writer, rng, tasks,
+                                             tuple(conf.turns)))
     (folder / "align.json").write_text(json.dumps(align))
     (folder / "finetune.json").write_text(json.dumps(finetune))
     (folder / "eval").mkdir(exist_ok=True)
     eval_rng = random.Random(conf.seed + 1_000_003)  # held-out scenes
     texts = [t["value"] for r in align + finetune for t in r["conversations"]]
     for bench, task in BENCHMARK_TASK.items():
-        items = []
+        items, attempts = [], 0
         while len(items) < conf.n_eval:
-            scene = make_scene(eval_rng)
+            attempts += 1
+            if attempts > 50 * conf.n_eval:  # a task these settings cannot pose (e.g. spatial, 1 object)
+                raise ValueError(f"synthetic world: cannot pose {task} questions with max_objects={conf.max_objects}")
+            scene = make_scene(eval_rng, conf.max_objects)
             ex = task_example(task, scene, eval_rng)
             if ex is None:
                 continue
@@ -311,6 +316,7 @@ def generate(folder: Path, conf) -> None:
 def world_key(conf) -> str:
     settings = {k: v for k, v in (asdict(conf) if hasattr(conf, "__dataclass_fields__") else dict(conf)).items()}
     settings["tasks"] = dict(settings["tasks"])
+    settings["turns"] = list(settings["turns"])
     blob = json.dumps({"version": VERSION, **settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -7,6 +7,7 @@ candidates of a batch scored in one forward pass (no free generation, as in the 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Sequence
@@ -22,6 +23,11 @@ from vlm_sweeps.models.vlm import VisionLanguageModel
 
 log = logging.getLogger(__name__)
 BLANK_RGB = (128, 128, 128)
+
+
+def _cache_argument(llm) -> str:
+    """transformers >= 5.2x names the KV cache `cache` (in and out); earlier `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
 
 
 @dataclass
@@ -67,7 +73,9 @@ class Answerer:
             image_embeds = model.encode_images(pixels) if pixels is not None else None
             ids = [torch.tensor(self._prompt_ids(ex), device=self.device) for ex in examples]
             embeds, mask, pos, _ = model.build_inputs(image_embeds, ids, padding_side="left")
-            out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True)
+            # logits_to_keep=1: the prefill only needs the last position's logits
+            out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+            cache_arg = _cache_argument(llm)
             eos = self.tokenizer.eos_token_id
             done = torch.zeros(len(examples), dtype=torch.bool, device=self.device)
             generated: list[torch.Tensor] = []
@@ -80,8 +88,8 @@ class Answerer:
                     break
                 mask = torch.cat([mask, mask.new_ones(len(examples), 1)], dim=1)
                 pos = pos[:, -1:] + 1
-                out = llm(input_ids=next_ids[:, None], attention_mask=mask, position_ids=pos,
-                          past_key_values=out.past_key_values, use_cache=True)
+                out = llm(input_ids=next_ids[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
+                          **{cache_arg: getattr(out, cache_arg)})
         tokens = torch.stack(generated, dim=1).tolist() if generated else [[] for _ in examples]
         texts = []
         for row in tokens:

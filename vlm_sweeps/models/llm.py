@@ -8,6 +8,7 @@ resized to a multiple of 64 (the anchor's choice, tensor-core friendly).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -41,7 +42,9 @@ def tiny_config(arch: LLMArch, shrink, vocab_size: int, max_seq_len: int):
     common = dict(vocab_size=vocab_size, hidden_size=heads * head_dim,
                   intermediate_size=max(1, arch.intermediate // shrink.width),
                   num_hidden_layers=max(1, round(arch.layers / shrink.depth + 1e-9)),
-                  num_attention_heads=heads, max_position_embeddings=max_seq_len, tie_word_embeddings=False)
+                  num_attention_heads=heads, max_position_embeddings=max_seq_len, tie_word_embeddings=False,
+                  # the real init (std 0.02 ~ 1/sqrt(4096)) keeps std * sqrt(width) when the width shrinks
+                  initializer_range=0.02 * math.sqrt(shrink.width))
     if arch.family == "llama":
         config = LlamaConfig(num_key_value_heads=max(1, arch.kv_heads // shrink.heads), rms_norm_eps=1e-5, **common)
     elif arch.family == "mistral":

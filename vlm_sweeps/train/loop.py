@@ -15,10 +15,12 @@ from torch.utils.data import DataLoader
 from vlm_sweeps import naming
 from vlm_sweeps.data.instruct import InstructDataset, collate
 from vlm_sweeps.data.samplers import batch_stream, steps_for
+from vlm_sweeps.train.checkpoint import set_rng_state
 from vlm_sweeps.train.stages import make_optimizer, make_scheduler, set_trainable
 
 log = logging.getLogger(__name__)
 LogFn = Callable[[dict[str, float], int], None]
+CheckpointFn = Callable[[int, int, torch.optim.Optimizer, object], None]
 
 
 @dataclass
@@ -40,23 +42,40 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, *, seed: int,
                 device: torch.device, log_fn: LogFn, step_offset: int = 0, log_every: int = 10,
                 progress: bool = False, autocast_dtype: torch.dtype | None = None,
-                num_workers: int = 0) -> StageResult:
-    """Train the parts `stage.train` for `epochs` passes over `dataset`."""
+                num_workers: int = 0, resume: dict | None = None, on_checkpoint: CheckpointFn | None = None,
+                fail_at_step: int | None = None) -> StageResult:
+    """Train the parts `stage.train` for `epochs` passes over `dataset`.
+
+    `resume` (from a checkpoint of this stage) restores optimizer, scheduler, step and RNG, and the
+    batch stream restarts at that step, so the result equals an uninterrupted run.
+    `on_checkpoint(step, total, optimizer, scheduler)` is called after every optimizer step.
+    `fail_at_step` (global step) raises, to test that failures are reported truthfully.
+    """
     set_trainable(model, list(stage.train))
     optimizer = make_optimizer(model, hparams.lr, hparams.weight_decay)
     modalities = dataset.modalities()
     total = steps_for(modalities, hparams.batch_size, epochs)
     scheduler = make_scheduler(optimizer, total, hparams.warmup_ratio)
+    start = 0
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        set_rng_state(resume["rng"])
+        start = resume["stage_step"]
+        log.info("stage %s: resuming at step %d of %d", stage.name, start, total)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    batches = batch_stream(modalities, hparams.batch_size, seed)
-    loader = DataLoader(dataset, batch_sampler=(next(batches) for _ in range(total)), collate_fn=collate,
+    batches = batch_stream(modalities, hparams.batch_size, seed, start_step=start)
+    loader = DataLoader(dataset, batch_sampler=(next(batches) for _ in range(total - start)), collate_fn=collate,
                         num_workers=num_workers)
     bar = _progress(total, f"{stage.name}", progress)
+    bar.update(start)
     window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
     started, samples, loss_value = time.perf_counter(), 0, float("nan")
     log.info("stage %s: %d steps of %d samples, training %s", stage.name, total, hparams.batch_size,
              ",".join(stage.train))
-    for step, batch in enumerate(loader, start=1):
+    for step, batch in enumerate(loader, start=start + 1):
+        if fail_at_step is not None and step_offset + step == fail_at_step:
+            raise RuntimeError(f"injected failure at step {fail_at_step} (run.fail_at_step)")
         batch = _to_device(batch, device)
         amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
         with amp:
@@ -79,12 +98,15 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
             log_fn({naming.TRAIN_LOSS: window_loss / window_samples, naming.TRAIN_LR: lr,
                     naming.TRAIN_SAMPLES_PER_S: window_samples / max(elapsed, 1e-9)}, step_offset + step)
             window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
+        if on_checkpoint is not None:
+            on_checkpoint(step, total, optimizer, scheduler)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}")
     bar.close()
     set_trainable(model, [])
     model.eval()
     return StageResult(stage.name, total, loss_value, time.perf_counter() - started, samples)
+
 
 
 def _progress(total: int, desc: str, enabled: bool):

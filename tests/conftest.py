@@ -1,0 +1,54 @@
+"""Shared fixtures: composing configs exactly as the CLI does, and one synthetic world and
+tokenizer per test session (built once, reused by every tier that needs them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+# Small but real settings: every family and code path, a few seconds per job.
+SMALL = ["data.synthetic.n_align=64", "data.synthetic.n_finetune=96", "data.synthetic.n_eval=12",
+         "run.progress=false"]
+
+
+def compose(overrides: list[str] | None = None, root: Path | None = None):
+    """The config `python -m vlm_sweeps.run <overrides>` would run (Hydra's compose API)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from vlm_sweeps.config import register_configs
+
+    register_configs()
+    extra = [f"paths.root={root}"] if root is not None else []
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides or []) + extra)
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("vlm_sweeps_root")
+
+
+@pytest.fixture(scope="session")
+def small_world(session_root):
+    """(world folder, tokenizer) of the SMALL synthetic settings, built once per session."""
+    from vlm_sweeps.data.synthetic import ensure_world
+    from vlm_sweeps.job import load_tokenizer
+
+    cfg = compose(SMALL, root=session_root)
+    cache = Path(cfg.paths.cache_dir)
+    world = ensure_world(cache, cfg.data.synthetic)
+    return world, load_tokenizer(cfg, world, cache)
+
+
+@pytest.fixture()
+def clean_env(monkeypatch):
+    """No tracking URI leaking in from the developer's shell."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    return os.environ

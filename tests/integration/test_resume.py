@@ -1,0 +1,45 @@
+"""Losing no work: a job that fails mid-training is FAILED in MLflow with its message; running it
+again resumes from the checkpoint into the same MLflow run and ends with exactly the metrics of a
+run that was never interrupted."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import SMALL, compose
+from vlm_sweeps import naming
+from vlm_sweeps.job import run_job
+
+# two_stage: the interruption lands in the second stage, so stage bookkeeping is exercised too
+JOB = SMALL + ["optimization=two_stage", "run.checkpoint_every=2", "run.log_every=1"]
+
+
+def test_failed_job_is_marked_failed_then_resumes_to_identical_metrics(tmp_path, clean_env):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    reference = run_job(compose(JOB + [f"tracking.uri={uri}"], root=tmp_path / "a"))
+
+    interrupted_root = tmp_path / "b"
+    with pytest.raises(RuntimeError, match="injected failure at step 5"):
+        run_job(compose(JOB + [f"tracking.uri={uri}", "run.fail_at_step=5", "tracking.experiment=resume"],
+                        root=interrupted_root))
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("resume")
+    (failed,) = client.search_runs([exp.experiment_id])
+    assert failed.info.status == "FAILED"
+    assert "injected failure at step 5" in failed.data.tags[naming.TAG_ERROR]
+
+    resumed = run_job(compose(JOB + [f"tracking.uri={uri}", "tracking.experiment=resume"], root=interrupted_root))
+    assert resumed.run_id == failed.info.run_id  # the same MLflow run, continued
+    assert client.get_run(resumed.run_id).info.status == "FINISHED"
+    assert client.get_run(resumed.run_id).data.tags[naming.TAG_PREFIX + "resumes"] == "1"
+    assert resumed.signature == reference.signature
+    assert resumed.metrics == pytest.approx(reference.metrics, abs=1e-6)
+    assert resumed.metrics  # not vacuous
+    # it continued from the checkpoint rather than starting over: no optimizer step was trained (and
+    # logged) twice, and every step of the plan is there once
+    steps = [m.step for m in client.get_metric_history(resumed.run_id, naming.TRAIN_LOSS)]
+    ref_steps = [m.step for m in client.get_metric_history(reference.run_id, naming.TRAIN_LOSS)]
+    assert sorted(steps) == sorted(ref_steps) and len(steps) == len(set(steps))
+
+    # and once finished, the same job is skipped
+    again = run_job(compose(JOB + [f"tracking.uri={uri}", "tracking.experiment=resume"], root=interrupted_root))
+    assert again.skipped and again.run_id == resumed.run_id

@@ -1,0 +1,80 @@
+"""Checkpoints that resume a job exactly: trained weights, optimizer, scheduler, stage and step
+(which also fixes the data position: batches are a pure function of seed and step), RNG states.
+
+Written atomically (temp file in the same folder, fsync, rename) and only by rank 0; read with
+`torch.load(weights_only=True)`, never arbitrary pickle.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def is_rank_zero() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Checkpointer:
+    """The checkpoint of one job, in `<runs_dir>/<signature>/`."""
+
+    def __init__(self, folder: Path, every: int):
+        self.folder = Path(folder)
+        self.every = every
+        self.path = self.folder / CHECKPOINT
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=True)
+
+    def save(self, state: dict[str, Any]) -> None:
+        if is_rank_zero():
+            atomic_save(state, self.path)
+
+    def due(self, step: int, total: int) -> bool:
+        return self.every > 0 and (step % self.every == 0 or step == total)
+
+
+def trained_state(model: torch.nn.Module, parts: set[str]) -> dict[str, torch.Tensor]:
+    """Weights of the parts that have been trained so far (frozen parts rebuild identically)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if k.split(".", 1)[0] in parts}
