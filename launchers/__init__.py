@@ -1,0 +1,7 @@
+"""How many jobs reach a machine: SLURM through submitit (`hydra/launcher=slurm`) and the
+`python -m launchers status` view of a submitted sweep. The cluster test bed is `local_slurm.sh`.
+
+Modules: `freeze` (one job's config, resolved at submit time), `resources` (resource classes),
+`cluster` (SLURM queries), `store` (tracking-store lookups), `manifest` (what a submit recorded),
+`slurm` (the submit itself), `entry` (what runs on the node), `status` (the table).
+"""

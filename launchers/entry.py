@@ -1,0 +1,96 @@
+"""What runs on the node: one frozen job config handed to `vlm_sweeps.job.run_job`.
+
+Checkpointable (submitit): on preemption or time-out, submitit calls `checkpoint`, requeues the
+job with this same object (same frozen config) and exits; the requeued job calls `run_job`
+again, which resumes the unfinished MLflow run from the job's last checkpoint. An exception
+propagates, so the job exits non-zero and SLURM records it FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import submitit
+
+log = logging.getLogger(__name__)
+
+# Set in a submitting shell, these would steer every job into one MLflow run or experiment, or
+# give it a distributed rank it does not have; a job never takes them from the environment.
+LEAKY_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ACTIVE_MODEL_ID",
+             "MLFLOW_TRACKING_URI", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+             "MASTER_PORT")
+
+
+def scrub_environment(environ: Any = os.environ) -> list[str]:
+    """Remove LEAKY_ENV from `environ`; return the names removed."""
+    removed = [name for name in LEAKY_ENV if name in environ]
+    for name in removed:
+        del environ[name]
+    return removed
+
+
+class SweepJob(submitit.helpers.Checkpointable):
+    def __init__(self, config: dict, signature: str, sweep_id: str | None) -> None:
+        self.config = config  # frozen at submit time (launchers.freeze)
+        self.signature = signature
+        self.sweep_id = sweep_id
+        self.interrupted = False
+
+    def __call__(self) -> dict[str, Any]:
+        from omegaconf import OmegaConf
+
+        from vlm_sweeps.job import run_job
+
+        self.interrupted = False
+        _configure_logging()
+        removed = scrub_environment()
+        if removed:
+            log.info("ignoring %s from the submitting environment", ", ".join(removed))
+        # the store the config names, also for any library that reads the variable
+        os.environ["MLFLOW_TRACKING_URI"] = self.config["tracking"]["uri"]
+        try:
+            result = run_job(OmegaConf.create(self.config), sweep_id=self.sweep_id)
+        except SystemExit:
+            if self.interrupted:
+                self._mark_requeued()
+            raise
+        return {"signature": result.signature, "run_id": result.run_id, "skipped": result.skipped,
+                "metrics": result.metrics}
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit's signal handler before it requeues the job and exits. The training
+        loop checkpoints periodically by itself; nothing is written here, because this runs in
+        the middle of whatever the job was doing (possibly a store write)."""
+        log.warning("job %s interrupted: requeueing; it resumes from its last checkpoint", self.signature)
+        self.interrupted = True
+        return super().checkpoint(*args, **kwargs)
+
+    def _mark_requeued(self) -> None:
+        """After the interruption unwound: the run is waiting for its next attempt, not failed."""
+        from mlflow.tracking import MlflowClient
+
+        from vlm_sweeps import naming
+
+        try:
+            client = MlflowClient(tracking_uri=self.config["tracking"]["uri"])
+            exp = client.get_experiment_by_name(self.config["tracking"]["experiment"])
+            runs = client.search_runs([exp.experiment_id], filter_string=(
+                f"tags.`{naming.TAG_SIGNATURE}` = '{self.signature}' and "
+                f"tags.`{naming.TAG_KIND}` = '{naming.KIND_JOB}'"),
+                order_by=["attributes.start_time DESC"], max_results=1)
+            if not runs or runs[0].info.status == "FINISHED":
+                return
+            run_id = runs[0].info.run_id
+            client.set_tag(run_id, naming.TAG_STATUS, "requeued")
+            if runs[0].data.tags.get(naming.TAG_ERROR, "").startswith("SystemExit"):
+                client.delete_tag(run_id, naming.TAG_ERROR)
+            client.update_run(run_id, status="RUNNING")
+        except Exception as err:  # the requeue matters more than the tag; never fail it
+            log.warning("could not mark the run of %s as requeued: %s", self.signature, err)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
+                        force=True)

@@ -1,0 +1,80 @@
+"""What one `-m ... hydra/launcher=slurm` recorded: per job its signature, overrides, axes, resource
+class and SLURM job id (or why it was not submitted). One JSON file per sweep under
+`<paths.root>/slurm/`, written atomically; `python -m launchers status` reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUBDIR = "slurm"
+
+
+@dataclass
+class JobEntry:
+    num: int
+    signature: str
+    overrides: list[str]
+    axes: dict[str, str]
+    resource_class: str = "default"
+    job_id: str | None = None  # SLURM id (`<array>_<index>`) when submitted
+    skipped: str | None = None  # why not submitted: finished | active | duplicate
+    run_id: str | None = None  # the FINISHED run that made it skip
+
+
+@dataclass
+class Manifest:
+    sweep_id: str
+    submitted_at: str
+    tracking_uri: str
+    experiment: str
+    submitit_folder: str
+    root: str  # paths.root of the jobs
+    jobs: list[JobEntry] = field(default_factory=list)
+
+    def path(self) -> Path:
+        return folder(self.root) / f"{self.sweep_id}.json"
+
+
+def folder(root: str | Path) -> Path:
+    return Path(root) / SUBDIR
+
+
+def write(manifest: Manifest) -> Path:
+    path = manifest.path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as out:
+        json.dump(asdict(manifest), out, indent=1)
+    os.replace(tmp, path)  # readers never see half a file
+    return path
+
+
+def read(path: Path) -> Manifest:
+    data: dict[str, Any] = json.loads(path.read_text())
+    jobs = [JobEntry(**j) for j in data.pop("jobs")]
+    return Manifest(**data, jobs=jobs)
+
+
+def all_sweeps(root: str | Path) -> list[Path]:
+    """Manifests under a root, oldest first."""
+    return sorted(folder(root).glob("*.json"), key=lambda p: p.stat().st_mtime)
+
+
+def find(root: str | Path, sweep_id: str | None) -> Manifest:
+    """The manifest of `sweep_id` (the latest sweep when None)."""
+    paths = all_sweeps(root)
+    if not paths:
+        raise FileNotFoundError(f"no SLURM sweep recorded under {folder(root)}: submit one with "
+                                "`python -m vlm_sweeps.run -m ... hydra/launcher=slurm`, or pass --root")
+    if sweep_id is None:
+        return read(paths[-1])
+    path = folder(root) / f"{sweep_id}.json"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in paths[-10:])
+        raise FileNotFoundError(f"no sweep {sweep_id!r} under {folder(root)}; recent: {known}")
+    return read(path)

@@ -1,0 +1,230 @@
+"""The submit behind `hydra/launcher=slurm`: freeze every job's config, skip finished (and still
+queued) work, group the rest by resource class, submit one job array per class (cut at the
+cluster's array limit) and return; with `wait=true`, also wait and report each job's outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from omegaconf import DictConfig, OmegaConf
+
+from vlm_sweeps import naming
+
+from launchers import cluster, manifest, resources, store
+from launchers.entry import LEAKY_ENV, SweepJob
+from launchers.freeze import Composer, FrozenJob, freeze, write_record
+
+log = logging.getLogger(__name__)
+
+
+def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    options = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+               for k, v in params.items()}
+    sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    sweep_id = sweep_dir.name
+    t0 = time.perf_counter()
+
+    composer = Composer.attach(hydra_context.config_loader)
+    jobs = [freeze(composer, config, overrides, initial_job_idx + i, Path.cwd())
+            for i, overrides in enumerate(job_overrides)]
+    _validate(jobs)
+    for job in jobs:
+        job.resource_class, job.resources = resources.resources_for(
+            job.config, options["resources"], options["resource_classes"])
+        write_record(job)
+    t_frozen = time.perf_counter()
+
+    first = jobs[0].config
+    entries = {job.num: manifest.JobEntry(job.num, job.signature, filter_overrides(job.overrides), job.axes,
+                                          job.resource_class) for job in jobs}
+    todo = _select(jobs, entries, options, first["paths"]["root"])
+    t_selected = time.perf_counter()
+
+    folder = Path(str(options["submitit_folder"])).resolve()
+    submitted = _submit(todo, options, sweep_id, folder)
+    for job, slurm_job in submitted:
+        entries[job.num].job_id = str(slurm_job.job_id)
+    record = manifest.Manifest(sweep_id=sweep_id, submitted_at=datetime.now(timezone.utc).isoformat(),
+                               tracking_uri=first["tracking"]["uri"], experiment=first["tracking"]["experiment"],
+                               submitit_folder=str(folder), root=first["paths"]["root"],
+                               jobs=[entries[j.num] for j in jobs])
+    if initial_job_idx > 0 and record.path().is_file():  # a sweeper that launches in batches
+        record.jobs = [j for j in manifest.read(record.path()).jobs if j.num < initial_job_idx] + record.jobs
+    manifest.write(record)
+    t_done = time.perf_counter()
+
+    _report(record, submitted, {"freeze": t_frozen - t0, "lookup": t_selected - t_frozen,
+                                "submit": t_done - t_selected, "total": t_done - t0})
+    if options["wait"]:
+        return _wait(jobs, entries, submitted, config)
+    return [_job_return(job, config, JobStatus.COMPLETED, _summary(entries[job.num])) for job in jobs]
+
+
+def _validate(jobs: list[FrozenJob]) -> None:
+    """The job's own cross-axis checks, before anything is queued: one error for the whole sweep."""
+    from vlm_sweeps import validate
+
+    found: dict[str, list[str]] = {}
+    for job in jobs:
+        for problem in validate.problems(job.view):
+            found.setdefault(problem, []).append(f"#{job.num}")
+    if found:
+        raise validate.ConfigError([f"{problem} (jobs {', '.join(nums)})" for problem, nums in found.items()])
+
+
+def _select(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], options: dict[str, Any],
+            root: str) -> list[FrozenJob]:
+    """The jobs to submit; the others get `skipped` (and the finished run) in their entry."""
+    from vlm_sweeps import tracking
+
+    def target(job: FrozenJob) -> tuple[str, str]:
+        return job.config["tracking"]["uri"], job.config["tracking"]["experiment"]
+
+    finished = {}
+    for store_target in {target(j) for j in jobs}:
+        # the store's schema and the experiment exist before any job starts (jobs never race on them)
+        tracking.ensure_experiment(*store_target)
+        finished[store_target] = store.job_runs(*store_target, finished_only=True) if options["skip_finished"] else {}
+    active = _active_signatures(root) if options["skip_active"] else {}
+    todo, seen = [], set()
+    for job in jobs:
+        entry, done = entries[job.num], finished[target(job)]
+        if job.signature in seen:
+            entry.skipped = "duplicate"
+        elif job.signature in done:
+            entry.skipped, entry.run_id = "finished", done[job.signature].info.run_id
+        elif job.signature in active:
+            entry.skipped, entry.job_id = "active", active[job.signature]
+        else:
+            todo.append(job)
+        seen.add(job.signature)
+    return todo
+
+
+def _active_signatures(root: str) -> dict[str, str]:
+    """{signature: SLURM job id} of jobs from earlier submits under `root` still queued or running."""
+    earlier = {}
+    for path in manifest.all_sweeps(root):
+        for entry in manifest.read(path).jobs:
+            if entry.job_id and not entry.skipped:
+                earlier[entry.job_id] = entry.signature
+    if not earlier:
+        return {}
+    alive = cluster.alive_jobs() or set()
+    return {sig: job_id for job_id, sig in earlier.items() if job_id in alive}
+
+
+@contextlib.contextmanager
+def _clean_environment() -> Iterator[None]:
+    """sbatch exports the submitting environment into jobs: keep LEAKY_ENV out of it."""
+    saved = {name: os.environ.pop(name) for name in LEAKY_ENV if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def _submit(jobs: list[FrozenJob], options: dict[str, Any], sweep_id: str, folder: Path) -> list[tuple]:
+    """One array per resource class, cut at the array limit; [(job, submitit job)]."""
+    import submitit
+
+    if not jobs:
+        return []
+    groups: dict[tuple, list[FrozenJob]] = {}
+    for job in jobs:
+        groups.setdefault(resources.class_key(job.resources), []).append(job)
+    limit = options["max_array_size"] or cluster.max_array_size()
+    kwargs = {"slurm_max_num_timeout": options["max_num_timeout"]}
+    if options["python"]:
+        kwargs["slurm_python"] = options["python"]
+    submitted = []
+    with _clean_environment():
+        for members in groups.values():
+            # an executor per class: parameters accumulate in one, and a CPU class must not inherit GPUs
+            executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm", **kwargs)
+            executor.update_parameters(**resources.executor_parameters(options, members[0].resources))
+            for chunk in resources.chunks(members, limit):
+                with executor.batch():
+                    handles = [executor.submit(SweepJob(j.config, j.signature, sweep_id)) for j in chunk]
+                submitted += list(zip(chunk, handles))
+    return submitted
+
+
+def _summary(entry: manifest.JobEntry) -> dict[str, Any]:
+    return {"signature": entry.signature, "slurm_job_id": entry.job_id, "skipped": entry.skipped,
+            "run_id": entry.run_id}
+
+
+def _job_return(job: FrozenJob, config: DictConfig, status: JobStatus, value: Any) -> JobReturn:
+    ret = JobReturn(overrides=job.overrides, cfg=job.view, hydra_cfg=config,
+                    working_dir=str(job.job_dir), task_name=str(config.hydra.job.name), status=status)
+    ret.return_value = value
+    return ret
+
+
+def _report(record: manifest.Manifest, submitted: list[tuple], seconds: dict[str, float]) -> None:
+    """What the user sees on the terminal: how many jobs went where, and what was skipped."""
+    jobs = record.jobs
+    arrays: dict[str, list[str]] = {}
+    for job, handle in submitted:
+        arrays.setdefault(str(handle.job_id).split("_")[0], []).append(job.resource_class)
+    skipped = {reason: [j for j in jobs if j.skipped == reason] for reason in ("finished", "active", "duplicate")}
+    print(f"sweep {record.sweep_id}: submitted {len(submitted)} of {len(jobs)} jobs to SLURM "
+          f"in {seconds['total']:.2f} s (freeze {seconds['freeze']:.2f} s, lookup {seconds['lookup']:.2f} s, "
+          f"submit {seconds['submit']:.2f} s)")
+    for array_id, classes in arrays.items():
+        print(f"  array {array_id}: {len(classes)} jobs, resource class {classes[0]}")
+    if skipped["finished"]:
+        print(f"  {len(skipped['finished'])} already finished (skipped): "
+              + ", ".join(j.signature for j in skipped["finished"]))
+    if skipped["active"]:
+        print(f"  {len(skipped['active'])} already queued or running (skipped): "
+              + ", ".join(f"{j.signature} ({j.job_id})" for j in skipped["active"]))
+    if skipped["duplicate"]:
+        print(f"  {len(skipped['duplicate'])} duplicates of another job of this sweep (skipped)")
+    print(f"  tracking: {record.tracking_uri} (experiment {record.experiment})")
+    print(f"  status:   python -m launchers status --root {record.root} --sweep {record.sweep_id}")
+
+
+def _wait(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], submitted: list[tuple],
+          config: DictConfig, poll_s: float = 5.0) -> list[JobReturn]:
+    """Block until every submitted job has ended for good (requeued attempts are not an end)."""
+    handles = {job.num: handle for job, handle in submitted}
+    ids = [str(h.job_id) for h in handles.values()]
+    states: dict[str, cluster.SlurmState] = {}
+    while ids:
+        states = cluster.job_states(ids)
+        if all(i in states and states[i].terminal for i in ids):
+            break
+        time.sleep(poll_s)
+    failed = {num for num, handle in handles.items() if states[str(handle.job_id)].state != "COMPLETED"}
+    errors = {}  # what the failed jobs' runs say went wrong
+    for uri, experiment in {(j.config["tracking"]["uri"], j.config["tracking"]["experiment"])
+                            for j in jobs if j.num in failed}:
+        runs = store.job_runs(uri, experiment)
+        errors.update({sig: run.data.tags.get(naming.TAG_ERROR) for sig, run in runs.items()})
+    returns = []
+    for job in jobs:
+        entry, handle = entries[job.num], handles.get(job.num)
+        if handle is None:  # skipped at submit
+            returns.append(_job_return(job, config, JobStatus.COMPLETED, _summary(entry)))
+        elif job.num not in failed:
+            returns.append(_job_return(job, config, JobStatus.COMPLETED, handle.result()))
+        else:
+            state = states[str(handle.job_id)]
+            error = RuntimeError(f"job {handle.job_id} ({entry.signature}, {' '.join(entry.overrides)}) ended "
+                                 f"{state.state} (exit {state.exit_code}): "
+                                 f"{errors.get(entry.signature) or 'no error recorded'}; log: {handle.paths.stderr}")
+            returns.append(_job_return(job, config, JobStatus.FAILED, error))
+    return returns

@@ -1,0 +1,121 @@
+"""`python -m launchers status`: one row per job of a submitted sweep, its state told by SLURM
+(where the job is) and the tracking store (what it achieved), side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vlm_sweeps import naming
+
+from launchers import cluster, store
+from launchers.manifest import JobEntry, Manifest
+
+STATES = ("queued", "running", "requeued", "finished", "failed")
+_PENDING = {"PENDING", "CONFIGURING", "SUSPENDED", "RESIZING"}
+
+
+@dataclass
+class Row:
+    entry: JobEntry
+    state: str
+    slurm: str  # "<job id> <SLURM state>" or "-"
+    progress: str
+    metric: float | None
+    error: str | None = None
+
+
+def job_state(slurm: cluster.SlurmState | None, run_status: str | None) -> str:
+    """queued | running | requeued | finished | failed, from SLURM's state of the latest attempt
+    and the MLflow status of the job's run (None: no run yet, or not found)."""
+    if slurm is None:  # not submitted (skipped) or unknown to sacct: the store alone decides
+        return {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", None: "queued"}.get(
+            run_status, "running")
+    if slurm.state in cluster.REQUEUED or (slurm.state in _PENDING and slurm.requeues):
+        return "requeued"
+    if slurm.state in _PENDING:
+        return "queued"
+    if slurm.state in ("RUNNING", "COMPLETING", "STAGE_OUT"):
+        return "running"
+    if slurm.state == "COMPLETED" and run_status == "FINISHED":
+        return "finished"
+    return "failed"  # FAILED, CANCELLED, TIMEOUT, OOM, NODE_FAIL..., or COMPLETED without a finished run
+
+
+def varying_keys(entries: list[JobEntry]) -> list[str]:
+    """Override keys whose value differs between the jobs of the sweep, in order of appearance."""
+    values: dict[str, set[str]] = {}
+    for entry in entries:
+        for item in entry.overrides:
+            key, _, value = item.partition("=")
+            values.setdefault(key, set()).add(value)
+    for entry in entries:  # a key some jobs lack varies too
+        present = {item.partition("=")[0] for item in entry.overrides}
+        for key in values:
+            if key not in present:
+                values[key].add("<default>")
+    return [key for key, vals in values.items() if len(vals) > 1]
+
+
+def _progress(client: Any, run: Any) -> str:
+    """`done`, or the last optimizer step of the run's training curve (of the total when the run
+    has a `vlm_sweeps.total_steps` tag)."""
+    if run is None:
+        return "-"
+    if run.info.status == "FINISHED":
+        return "done"
+    history = client.get_metric_history(run.info.run_id, naming.TRAIN_LOSS)
+    step = max((m.step for m in history), default=0)
+    total = run.data.tags.get(naming.TAG_PREFIX + "total_steps")
+    if total and int(total) > 0:
+        return f"{step}/{total} ({100 * step / int(total):.0f}%)"
+    return f"step {step}"
+
+
+def default_metric(runs: dict[str, Any]) -> str:
+    """The headline metric of the first benchmark the jobs' suite names (e.g. synth_vqa/accuracy)."""
+    for run in runs.values():
+        suite = run.data.params.get("benchmarks.suite")
+        if suite:
+            first = suite.strip("[]").split(",")[0].strip().strip("'\"")
+            return naming.headline_metric(first)
+    return naming.headline_metric("synth_vqa")
+
+
+def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str]:
+    from mlflow.tracking import MlflowClient
+
+    runs = store.job_runs(record.tracking_uri, record.experiment)
+    client = MlflowClient(tracking_uri=record.tracking_uri)
+    slurm = cluster.job_states([e.job_id for e in record.jobs if e.job_id])
+    metric = metric or default_metric({e.signature: runs[e.signature] for e in record.jobs if e.signature in runs})
+    out = []
+    for entry in record.jobs:
+        run = runs.get(entry.signature)
+        slurm_state = slurm.get(entry.job_id) if entry.job_id else None
+        state = job_state(slurm_state, run.info.status if run else None)
+        label = f"{entry.job_id} {slurm_state.state}" if slurm_state else (entry.job_id or "-")
+        if entry.skipped:
+            label = f"{label} (skipped: {entry.skipped})" if entry.job_id else f"skipped: {entry.skipped}"
+        value = run.data.metrics.get(metric) if run else None
+        error = run.data.tags.get(naming.TAG_ERROR) if run and state == "failed" else None
+        out.append(Row(entry, state, label, _progress(client, run) if state != "queued" else "-", value, error))
+    return out, metric
+
+
+def render(record: Manifest, table: list[Row], metric: str) -> str:
+    keys = varying_keys(record.jobs)
+    header = ["signature", *keys, "state", "slurm", "progress", metric]
+    lines = [header]
+    for row in table:
+        given = dict(item.partition("=")[::2] for item in row.entry.overrides)
+        lines.append([row.entry.signature, *[given.get(k, "<default>") for k in keys], row.state, row.slurm,
+                      row.progress, "-" if row.metric is None else f"{row.metric:.4f}"])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    text = [f"sweep {record.sweep_id} ({len(table)} jobs, submitted {record.submitted_at[:19]}), "
+            f"tracking {record.tracking_uri}"]
+    text += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    counts = {s: sum(r.state == s for r in table) for s in STATES}
+    text.append(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    text += [f"{row.entry.signature} failed: {row.error}" for row in table if row.error]
+    return "\n".join(text)
