@@ -23,6 +23,9 @@ from vlm_sweeps.models.vlm import VisionLanguageModel
 
 log = logging.getLogger(__name__)
 BLANK_RGB = (128, 128, 128)
+# Part of every prediction-cache key (eval/cache.py): bump it when a change here can change an answer
+# (prompt assembly, decoding, candidate scoring), so that cached predictions are not reused.
+HARNESS_VERSION = 1
 
 
 def _cache_argument(llm) -> str:
@@ -56,6 +59,11 @@ class Answerer:
     def _prompt_ids(self, ex: EvalExample) -> list[int]:
         text = question_prompt(self.fmt, ex.question)
         return [self.tokenizer.bos_token_id] + self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @property
+    def dtype_name(self) -> str:
+        """The compute dtype, as named in prediction-cache keys."""
+        return "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")
 
     def _autocast(self):
         import contextlib

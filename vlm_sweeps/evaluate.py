@@ -1,0 +1,253 @@
+"""Entry point: evaluate a finished job again, without retraining, and log into its MLflow run.
+
+    python -m vlm_sweeps.evaluate eval.run_id=<MLflow run id> benchmarks.suite=[vqav2,pope] [options]
+    python -m vlm_sweeps.evaluate eval.checkpoint=<path/to/checkpoint.pt> benchmarks=paper [options]
+
+The model is rebuilt from the run's `config.yaml` artifact (the resolved config the job ran with)
+and its trained weights are loaded from `<paths.runs_dir>/<signature>/checkpoint.pt` (or
+`eval.checkpoint`; a checkpoint alone names its run). This invocation decides only what does not
+change the model: `benchmarks.*` (which suite, slim subset, batch size), `eval.*`, `paths.*`,
+`run.*` (device, threads) and `tracking.*` (the store holding the run).
+
+Metrics are logged into the run as `<benchmark>/<metric>` at the checkpoint's step (a value equal
+to the one already logged is not logged twice), predictions as `predictions/<benchmark>.jsonl`.
+The blind control (`eval.blind=true`) logs `blind/<benchmark>/<metric>` and `predictions/blind/...`,
+so it never overwrites the real figures. Predictions are cached (eval/cache.py): re-scoring costs
+no generation. Benchmarks skipped for missing files (`eval.continue_on_missing=true`) are listed in
+the tag `vlm_sweeps.skipped_benchmarks`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vlm_sweeps import naming, tracking
+from vlm_sweeps.config import Config, register_configs
+from vlm_sweeps.train.checkpoint import CHECKPOINT
+
+register_configs()
+log = logging.getLogger("vlm_sweeps")
+BLIND_PREFIX = naming.BLIND_PREFIX
+# What this invocation decides; everything else comes from the run's own config.
+FROM_INVOCATION = ("benchmarks", "eval", "paths", "run", "tracking")
+
+
+class EvaluateError(RuntimeError):
+    """A run or checkpoint that cannot be evaluated; the message says why and what to do."""
+
+
+@dataclass
+class Target:
+    """The model to evaluate: its run, config, signature and trained weights."""
+
+    run_id: str
+    signature: str
+    cfg: DictConfig  # the run's config with this invocation's FROM_INVOCATION keys
+    checkpoint: Path
+    weights: dict[str, torch.Tensor] = field(repr=False)
+    step: int
+
+
+def _get_run(client, run_id: str, uri: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise EvaluateError(f"unknown run id {run_id!r} in the tracking store {uri} "
+                            "(set tracking.uri or $MLFLOW_TRACKING_URI to the store that holds it)") from None
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise EvaluateError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise EvaluateError(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise EvaluateError(f"{path} is not a vlm_sweeps checkpoint (no 'model' weights in it)")
+    return state
+
+
+def _run_config(client, run, invocation: DictConfig) -> tuple[DictConfig, DictConfig]:
+    """(the config the run trained with, the same with this invocation's FROM_INVOCATION keys)."""
+    run_id = run.info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, "config.yaml", tmp)
+        except Exception as err:  # noqa: BLE001 - MLflow raises OSError or MlflowException
+            raise EvaluateError(f"run {run_id} has no config.yaml artifact, so its model cannot be rebuilt "
+                                f"({err})") from err
+        trained = OmegaConf.load(local)
+    try:
+        trained = OmegaConf.merge(OmegaConf.structured(Config), trained)
+    except Exception as err:  # noqa: BLE001 - omegaconf's validation errors
+        raise EvaluateError(f"the config of run {run_id} does not fit the current schema: {err}") from err
+    mine = {key: OmegaConf.to_container(invocation[key], resolve=True) for key in FROM_INVOCATION}
+    return trained, OmegaConf.merge(trained, mine)
+
+
+def resolve_target(invocation: DictConfig) -> Target:
+    """Find the run, its config and its checkpoint; fail with a clear message when one is missing."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking.resolve_uri(invocation.tracking.uri)
+    client = MlflowClient(tracking_uri=uri)
+    run_id, given = invocation.eval.run_id, invocation.eval.checkpoint
+    state = None
+    if given is not None:
+        given = Path(given).expanduser().resolve()
+        state = _read_checkpoint(given)
+    if run_id is None:
+        if state is None:
+            raise EvaluateError("say which model to evaluate: eval.run_id=<MLflow run id> or "
+                                "eval.checkpoint=<path to checkpoint.pt>")
+        run_id = state.get("run_id")
+        if not run_id:
+            raise EvaluateError(f"checkpoint {given} does not name its MLflow run; add eval.run_id=<run to log into>")
+    run = _get_run(client, run_id, uri)
+    tags = run.data.tags
+    if tags.get(naming.TAG_KIND) != naming.KIND_JOB or naming.TAG_SIGNATURE not in tags:
+        raise EvaluateError(f"run {run_id} is not a job run (a sweep's parent run holds no model)")
+    if run.info.status != "FINISHED":
+        raise EvaluateError(f"run {run_id} is {run.info.status}, not FINISHED: its checkpoint is not the trained "
+                            "model yet; run the job to the end (python -m vlm_sweeps.run ...) first")
+    signature = tags[naming.TAG_SIGNATURE]
+    trained, cfg = _run_config(client, run, invocation)
+    if given is None:
+        tried = list(dict.fromkeys(Path(c.paths.runs_dir).expanduser().resolve() / signature / CHECKPOINT
+                                   for c in (cfg, trained)))
+        found = next((p for p in tried if p.is_file()), None)
+        if found is None:
+            raise EvaluateError(f"run {run_id} (signature {signature}) has no checkpoint: looked for "
+                                f"{', '.join(map(str, tried))}; set paths.root (or paths.runs_dir) to the job's, "
+                                "or pass eval.checkpoint=<path>")
+        given, state = found, _read_checkpoint(found)
+    elif state.get("run_id") not in (None, run_id) and given.parent.name != signature:
+        raise EvaluateError(f"checkpoint {given} belongs to run {state['run_id']}, not to run {run_id} "
+                            f"(signature {signature})")
+    step = sum(state.get("stage_steps", [])) or int(tags.get(naming.TAG_TOTAL_STEPS, 0))
+    return Target(run_id, signature, cfg, given, state["model"], step)
+
+
+def load_weights(model: torch.nn.Module, target: Target) -> None:
+    """Put the trained weights into the rebuilt model; refuse weights of another architecture."""
+    parts = {p for stage in target.cfg.optimization.stages for p in stage.train}
+    current = model.state_dict()
+    unexpected = sorted(set(target.weights) - set(current))
+    missing = sorted(k for k in current if k.split(".", 1)[0] in parts and k not in target.weights)
+    shapes = [f"{k}: checkpoint {list(v.shape)} vs model {list(current[k].shape)}"
+              for k, v in target.weights.items() if k in current and v.shape != current[k].shape]
+    problems = [f"{len(v)} {what} (e.g. {', '.join(v[:3])})" for what, v in
+                (("unexpected keys", unexpected), ("missing trained keys", missing), ("shape mismatches", shapes)) if v]
+    if problems:
+        axes = ", ".join(f"{k}={target.cfg[k].name}" for k in ("encoder", "llm", "optimization", "scale"))
+        raise EvaluateError(f"checkpoint {target.checkpoint} does not match the config of run {target.run_id} "
+                            f"({axes}): {'; '.join(problems)}")
+    model.load_state_dict(target.weights, strict=False)
+    model.eval()
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    metrics: dict[str, float]  # as logged (blind ones prefixed)
+    skipped: dict[str, str]
+    generated: int  # examples the model answered; the others came from the prediction cache
+    total: int
+
+
+def evaluate_run(invocation: DictConfig) -> Outcome:
+    """Evaluate the target of `invocation` and log into its run."""
+    from vlm_sweeps import job
+    from vlm_sweeps.eval import registry
+    from vlm_sweeps.eval.cache import job_cache
+    from vlm_sweeps.eval.harness import Answerer
+    from vlm_sweeps.eval.suite import run_suite
+
+    for name in invocation.benchmarks.suite:  # fail before anything heavy loads
+        try:
+            registry.get(name)
+        except KeyError as err:
+            raise EvaluateError(str(err.args[0])) from None
+    target = resolve_target(invocation)
+    cfg = target.cfg
+    s = job.setup(cfg)
+    load_weights(s.model, target)
+    target.weights = {}  # in the model now; a second copy of a 7B LLM's weights is not needed
+    cache, key = job_cache(cfg, s.model, target.signature)  # the key the job itself evaluated with
+    blind = bool(cfg.eval.blind)
+    answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device, blind=blind, autocast_dtype=s.autocast)
+    try:
+        result = run_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
+                           max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,
+                           seed=cfg.seed, progress=cfg.run.progress, cache=cache,
+                           model_key=key, continue_on_missing=cfg.eval.continue_on_missing)
+    except FileNotFoundError as err:  # MissingBenchmarkFile names the benchmark and the file
+        hint = "" if cfg.eval.continue_on_missing else " (eval.continue_on_missing=true evaluates the other benchmarks)"
+        raise EvaluateError(f"{err}{hint}") from err
+    prefix = BLIND_PREFIX if blind else ""
+    metrics = {prefix + k: v for k, v in result.metrics.items()}
+    _log(target, metrics, {prefix + k: v for k, v in result.predictions.items()},
+         {prefix + k for k in result.skipped})
+    return Outcome(target.run_id, metrics, result.skipped, sum(result.generated.values()),
+                   sum(len(rows) for rows in result.predictions.values()))
+
+
+def _log(target: Target, metrics: dict[str, float], predictions: dict[str, list[dict]], skipped: set[str]) -> None:
+    """Into the (finished) run: new metric values, predictions, the updated list of skipped benchmarks."""
+    import json
+    import time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from vlm_sweeps.eval.suite import TAG_SKIPPED
+
+    client = MlflowClient(tracking_uri=tracking.resolve_uri(target.cfg.tracking.uri))
+    logged = client.get_run(target.run_id).data
+    now = int(time.time() * 1000)
+    # re-logging an unchanged value would only duplicate the metric's history
+    fresh = [Metric(k, float(v), now, target.step) for k, v in metrics.items() if logged.metrics.get(k) != v]
+    for i in range(0, len(fresh), 500):
+        client.log_batch(target.run_id, metrics=fresh[i:i + 500])
+    for name, rows in predictions.items():
+        client.log_text(target.run_id, "".join(json.dumps(r) + "\n" for r in rows), f"predictions/{name}.jsonl")
+    before = {n for n in logged.tags.get(TAG_SKIPPED, "").split(",") if n}
+    still = sorted((before - set(predictions)) | skipped)
+    if still:
+        client.set_tag(target.run_id, TAG_SKIPPED, ",".join(still))
+    elif before:
+        client.delete_tag(target.run_id, TAG_SKIPPED)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> dict[str, float]:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file: no bar
+    try:
+        out = evaluate_run(cfg)
+    except EvaluateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"run {out.run_id}: {out.generated} of {out.total} examples generated, "
+          f"{out.total - out.generated} from the prediction cache")
+    for key, value in sorted(out.metrics.items()):
+        print(f"  {key:<34} {value:.4f}")
+    for name, why in out.skipped.items():
+        print(f"  skipped {name}: {why}")
+    return out.metrics
+
+
+if __name__ == "__main__":
+    main()
