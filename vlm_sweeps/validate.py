@@ -50,7 +50,7 @@ def problems(cfg: Any) -> list[str]:
          "must be 2..4 (spatial questions need two objects; counts are answered 0..4)")
     need(cfg.data.source in ("synthetic", "llava"), f"data={cfg.data.name}: source {cfg.data.source!r}; "
          "known: synthetic, llava")
-    if cfg.data.source == "llava":
+    if cfg.data.source == "llava" and not cfg.run.dry_run:
         root = Path(cfg.paths.data_root)
         files = [cfg.data.finetune_file] + ([cfg.data.align_file] if "align" in names else [])
         for rel in files:
@@ -62,7 +62,28 @@ def problems(cfg: Any) -> list[str]:
         need(name in known, f"benchmarks: unknown benchmark {name!r}; known: {', '.join(known)}")
     need(cfg.scale.precision in ("fp32", "bf16"), f"scale.precision={cfg.scale.precision!r}; known: fp32, bf16")
     need(cfg.run.device in ("auto", "cpu", "cuda"), f"run.device={cfg.run.device!r}; known: auto, cpu, cuda")
+    for stage in ("align", "finetune"):
+        micro = cfg.scale[stage].micro_batch_size
+        need(micro is None or micro >= 1, f"scale.{stage}.micro_batch_size={micro}: must be >= 1 (or null: the "
+             "whole batch at once)")
+    if cfg.scale.pretrained and not cfg.run.dry_run:
+        found += _missing_weights(cfg)
     return found
+
+
+def _missing_weights(cfg: Any) -> list[str]:
+    """One problem per pretrained id with no local copy, with the command that fetches it."""
+    from vlm_sweeps.models import weights
+    from vlm_sweeps.models.llm import ARCHS
+    from vlm_sweeps.models.vision import FAMILIES
+
+    if cfg.llm.arch not in ARCHS or any(b.kind not in FAMILIES for b in cfg.encoder.backbones):
+        return []  # already reported above
+    absent = weights.missing(cfg)
+    if not absent:
+        return []
+    return [f"scale={cfg.scale.name}: " + line
+            for line in weights.describe_missing(absent, weights.models_dir_of(cfg.paths.models_dir))]
 
 
 def check(cfg: Any) -> None:

@@ -48,6 +48,12 @@ class InstructDataset(Dataset):
     def modalities(self) -> list[bool]:
         return [r.is_multimodal for r in self.records]
 
+    def lengths(self) -> list[int]:
+        """Cheap length estimates for length-grouped batching (the anchor's: words of the
+        conversation, plus the image patches), without tokenizing or opening images."""
+        return [sum(len(t["value"].split()) for t in r.conversations) + (self.num_patches if r.is_multimodal else 0)
+                for r in self.records]
+
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
         segments = conversation_segments(self.fmt, list(record.conversations), self.tokenizer.eos_token)

@@ -64,3 +64,15 @@ def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: 
         path = resolve_image(image_root, image, where) if image is not None else None
         records.append(Record(str(item.get("id", index)), path, tuple(turns)))
     return records
+
+
+def check_images_exist(records: list[Record], json_file: Path, show: int = 10) -> None:
+    """Stop before training when image files are missing, naming them with their record index
+    (one stat per image: a broken download is found in seconds, not hours into a run)."""
+    absent = [(i, r) for i, r in enumerate(records) if r.image is not None and not r.image.is_file()]
+    if absent:
+        lines = [f"  record {i} (id {r.id}): {r.image}" for i, r in absent[:show]]
+        more = f"\n  ... and {len(absent) - show} more" if len(absent) > show else ""
+        raise DataError(f"{json_file}: {len(absent)} of {len(records)} records name image files that do not exist:\n"
+                        + "\n".join(lines) + more + "\nfetch the missing images (or fix the paths) before training; "
+                        "records are never skipped silently")

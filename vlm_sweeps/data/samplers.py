@@ -1,4 +1,8 @@
-"""Split-modality batching (the anchor's): every batch is all-multimodal or all-text-only."""
+"""Split-modality batching (the anchor's): every batch is all-multimodal or all-text-only.
+With `lengths`, each batch is also ordered longest first, so the micro-batches that gradient
+accumulation cuts from it hold samples of similar length and pad little (the anchor's length
+grouping). The order is applied after the shuffles: which samples form a batch, and the batch
+order, do not depend on it."""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import random
 from typing import Iterator, Sequence
 
 
-def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch: int,
+                  lengths: Sequence[int] | None = None) -> list[list[int]]:
     """One epoch of batches: each modality shuffled and chunked on its own, batch order shuffled."""
     rng = random.Random(seed * 1_000_003 + epoch)
     batches: list[list[int]] = []
@@ -16,7 +21,16 @@ def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch:
         rng.shuffle(idx)
         batches += [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
     rng.shuffle(batches)
+    if lengths is not None:  # stable: equal lengths keep their shuffled order
+        batches = [sorted(b, key=lambda i: -lengths[i]) for b in batches]
     return batches
+
+
+def micro_batches(batch: list[int], size: int | None) -> list[list[int]]:
+    """Consecutive slices of `size` (the whole batch when `size` is None or not smaller)."""
+    if not size or size >= len(batch):
+        return [batch]
+    return [batch[i:i + size] for i in range(0, len(batch), size)]
 
 
 def steps_for(modalities: Sequence[bool], batch_size: int, epochs: float) -> int:
@@ -25,11 +39,12 @@ def steps_for(modalities: Sequence[bool], batch_size: int, epochs: float) -> int
     return max(1, math.ceil(epochs * per_epoch))
 
 
-def batch_stream(modalities: Sequence[bool], batch_size: int, seed: int, start_step: int = 0) -> Iterator[list[int]]:
+def batch_stream(modalities: Sequence[bool], batch_size: int, seed: int, start_step: int = 0,
+                 lengths: Sequence[int] | None = None) -> Iterator[list[int]]:
     """Endless batches, epoch after epoch, from optimizer step `start_step` (for exact resume)."""
     epoch, step = 0, 0
     while True:
-        for batch in epoch_batches(modalities, batch_size, seed, epoch):
+        for batch in epoch_batches(modalities, batch_size, seed, epoch, lengths):
             if step >= start_step:
                 yield batch
             step += 1

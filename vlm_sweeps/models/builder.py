@@ -5,18 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from vlm_sweeps.data.transforms import ImageTransform
-from vlm_sweeps.models.llm import build_llm
+from vlm_sweeps.models.llm import build_llm, enable_grad_checkpointing
 from vlm_sweeps.models.projector import Projector
 from vlm_sweeps.models.vision import FAMILIES, build_backbone, fused_dim
 from vlm_sweeps.models.vlm import VisionLanguageModel
 
 
 def build_vlm(cfg: Any, tokenizer, dtype=None) -> VisionLanguageModel:
+    """Tiny scale: every part randomly initialised at its shrunk shape. Full scale: every part
+    from its local checkpoint (models/weights.py), the projector randomly initialised."""
+    from vlm_sweeps.models.weights import models_dir_of
+
     scale = cfg.scale
-    backbones = [build_backbone(b.kind, b.id, cfg.encoder.image_size, scale.vision_shrink, scale.pretrained)
+    models_dir = models_dir_of(cfg.paths.models_dir) if scale.pretrained else None
+    backbones = [build_backbone(b.kind, b.id, cfg.encoder.image_size, scale.vision_shrink, scale.pretrained,
+                                models_dir=models_dir)
                  for b in cfg.encoder.backbones]
     llm = build_llm(cfg.llm.arch, cfg.llm.id, tokenizer, scale.llm_shrink, scale.max_seq_len, scale.pretrained,
-                    dtype=dtype)
+                    dtype=dtype, models_dir=models_dir)
+    if scale.grad_checkpointing:
+        enable_grad_checkpointing(llm)
     projector = Projector(cfg.encoder.projector, fused_dim(backbones), llm.config.hidden_size)
     return VisionLanguageModel(backbones, projector, llm, pad_token_id=tokenizer.pad_token_id)
 

@@ -48,3 +48,22 @@ def cached_tokenizer(corpus_file: Path, vocab_size: int, cache_dir: Path):
         except OSError:  # another job finished first: its copy is identical
             shutil.rmtree(tmp, ignore_errors=True)
     return AutoTokenizer.from_pretrained(target)
+
+
+PAD_TOKEN = "<PAD>"
+
+
+def load_pretrained_tokenizer(model_id: str, models_dir: Path | None, max_seq_len: int):
+    """The LLM's own tokenizer from its local checkpoint folder (models/weights.py), with a pad token
+    added when it has none (the embeddings are resized to match in models/llm.py) and the
+    sequence budget as its max length."""
+    from transformers import AutoTokenizer
+
+    from vlm_sweeps.models.weights import WeightSpec, resolve
+
+    folder = resolve(WeightSpec(model_id, "transformers", "llm tokenizer", needs_tokenizer=True), models_dir)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=max_seq_len)
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    tokenizer.padding_side = "right"
+    return tokenizer

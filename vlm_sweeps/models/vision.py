@@ -4,12 +4,16 @@ second-to-last transformer block (patch tokens only, no CLS or register tokens).
 CLIP and SigLIP are built through transformers (the classes LLaVA uses, so exports load in
 `LlavaForConditionalGeneration`); DINOv2 (with registers) and the ImageNet ViT through timm (the
 anchor's ids). At `scale=tiny` the same classes are built with the family's real proportions
-divided by `scale.vision_shrink` and random weights; at `scale=full` the public weights load.
+divided by `scale.vision_shrink` and random weights; at `scale=full` the public checkpoint loads
+from its local folder (models/weights.py), its shape read from the checkpoint, after checking that
+the family's normalisation is the one the checkpoint declares.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -120,21 +124,8 @@ class VisionBackbone(nn.Module):
         return features  # [B, N, D]
 
 
-def _hf_tower(kind: str, shape: BackboneShape, pretrained_id: str | None) -> nn.Module:
-    from transformers import CLIPVisionConfig, CLIPVisionModel, SiglipVisionConfig, SiglipVisionModel
-
-    model_cls, config_cls = {"clip": (CLIPVisionModel, CLIPVisionConfig),
-                             "siglip": (SiglipVisionModel, SiglipVisionConfig)}[kind]
-    if pretrained_id is not None:
-        model = model_cls.from_pretrained(pretrained_id, attn_implementation="sdpa")
-    else:
-        extra = {"hidden_act": "quick_gelu"} if kind == "clip" else {"vision_use_head": False}
-        config = config_cls(hidden_size=shape.width, intermediate_size=shape.mlp,
-                            num_hidden_layers=shape.depth, num_attention_heads=shape.heads,
-                            image_size=shape.image_size, patch_size=shape.patch, **extra)
-        config._attn_implementation = "sdpa"
-        model = model_cls(config)
-    # Drop the last block: features come from the second-to-last one.
+def _truncate_hf(model: nn.Module) -> nn.Module:
+    """Drop the last block: features come from the second-to-last one."""
     tower = getattr(model, "vision_model", model)  # transformers 4 nests the tower, 5 does not
     tower.encoder.layers = tower.encoder.layers[:-1]
     if getattr(tower, "head", None) is not None:
@@ -143,33 +134,120 @@ def _hf_tower(kind: str, shape: BackboneShape, pretrained_id: str | None) -> nn.
     return model
 
 
-def _timm_tower(family: BackboneFamily, shape: BackboneShape, pretrained_id: str | None) -> nn.Module:
-    import timm
-
-    if pretrained_id is not None:
-        model = timm.create_model(pretrained_id, pretrained=True, img_size=shape.image_size, num_classes=0)
-    else:
-        model = timm.create_model(family.timm_arch, pretrained=False, img_size=shape.image_size,
-                                  patch_size=shape.patch, embed_dim=shape.width, depth=shape.depth,
-                                  num_heads=shape.heads, mlp_ratio=shape.mlp / shape.width, num_classes=0)
-    # Keep blocks 0..L-2 only; drop the final norm and head (patch features are un-normed).
+def _truncate_timm(model: nn.Module) -> nn.Module:
+    """Keep blocks 0..L-2 only; drop the final norm and head (patch features are un-normed)."""
     model.prune_intermediate_layers(indices=[len(model.blocks) - 2], prune_norm=True, prune_head=True)
     return model
 
 
-def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained: bool) -> VisionBackbone:
-    """Build one backbone of family `kind` (see FAMILIES) at `image_size`."""
+def _hf_tower(kind: str, shape: BackboneShape) -> nn.Module:
+    """A randomly initialised tower of `shape` (tiny scale, and the meta-device dry run)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel, SiglipVisionConfig, SiglipVisionModel
+
+    model_cls, config_cls = {"clip": (CLIPVisionModel, CLIPVisionConfig),
+                             "siglip": (SiglipVisionModel, SiglipVisionConfig)}[kind]
+    extra = {"hidden_act": "quick_gelu"} if kind == "clip" else {"vision_use_head": False}
+    config = config_cls(hidden_size=shape.width, intermediate_size=shape.mlp,
+                        num_hidden_layers=shape.depth, num_attention_heads=shape.heads,
+                        image_size=shape.image_size, patch_size=shape.patch, **extra)
+    config._attn_implementation = "sdpa"
+    return _truncate_hf(model_cls(config))
+
+
+def _timm_tower(family: BackboneFamily, shape: BackboneShape) -> nn.Module:
+    import timm
+
+    model = timm.create_model(family.timm_arch, pretrained=False, img_size=shape.image_size,
+                              patch_size=shape.patch, embed_dim=shape.width, depth=shape.depth,
+                              num_heads=shape.heads, mlp_ratio=shape.mlp / shape.width, num_classes=0)
+    return _truncate_timm(model)
+
+
+def _hf_pretrained(kind: str, folder: Path, image_size: int) -> tuple[nn.Module, BackboneShape]:
+    """The vision tower of a CLIP/SigLIP checkpoint folder (a full CLIPModel/SiglipModel checkpoint,
+    as published, or a vision-only one); its shape is read from the checkpoint's config."""
+    from transformers import CLIPVisionModel, SiglipVisionModel
+
+    model_cls = {"clip": CLIPVisionModel, "siglip": SiglipVisionModel}[kind]
+    # float32 master weights whatever the stored dtype (transformers 5 would keep the checkpoint's)
+    model, info = model_cls.from_pretrained(folder, attn_implementation="sdpa", local_files_only=True,
+                                            dtype=torch.float32, output_loading_info=True)
+    # never train on silently re-initialised weights (SigLIP's pooling head is dropped anyway)
+    absent = sorted(k for k in info["missing_keys"] if not k.startswith("head."))
+    if absent or info["mismatched_keys"]:
+        raise ValueError(f"{folder}: checkpoint does not fit {model_cls.__name__}: missing {absent[:5]}, "
+                         f"mismatched {sorted(info['mismatched_keys'])[:5]}")
+    c = model.config
+    if c.image_size != image_size:
+        raise ValueError(f"{folder}: checkpoint is for {c.image_size} px images but encoder.image_size={image_size}; "
+                         "choose the encoder option of that resolution (e.g. clip_224 / siglip_224)")
+    shape = BackboneShape(width=c.hidden_size, depth=c.num_hidden_layers, heads=c.num_attention_heads,
+                          mlp=c.intermediate_size, patch=c.patch_size, image_size=c.image_size)
+    return _truncate_hf(model), shape
+
+
+def _timm_pretrained(folder: Path, image_size: int) -> tuple[nn.Module, BackboneShape]:
+    """A timm Hub folder (config.json + model.safetensors) through timm's own `local-dir:` source:
+    architecture and pretrained config from the folder, position embeddings resampled to
+    `image_size` by timm's checkpoint filter (as the anchor does), strict loading."""
+    import timm
+
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True, img_size=image_size, num_classes=0)
+    block = model.blocks[0]
+    shape = BackboneShape(width=model.embed_dim, depth=len(model.blocks), heads=block.attn.num_heads,
+                          mlp=block.mlp.fc1.out_features, patch=model.patch_embed.patch_size[0], image_size=image_size)
+    return _truncate_timm(model), shape
+
+
+def checkpoint_preprocessing(folder: Path, library: str) -> dict | None:
+    """Mean, std and interpolation a checkpoint folder declares for its inputs (None: not declared)."""
+    if library == "timm":
+        cfg = json.loads((folder / "config.json").read_text()).get("pretrained_cfg", {})
+        if "mean" not in cfg:
+            return None
+        return {"mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "interpolation": cfg.get("interpolation")}
+    file = folder / "preprocessor_config.json"
+    if not file.is_file():
+        return None
+    cfg = json.loads(file.read_text())
+    resample = {2: "bilinear", 3: "bicubic"}.get(cfg.get("resample"))
+    return {"mean": tuple(cfg["image_mean"]), "std": tuple(cfg["image_std"]), "interpolation": resample}
+
+
+def check_preprocessing(kind: str, folder: Path) -> None:
+    """The family's normalisation must be the checkpoint's own, or every image would be off."""
+    family = FAMILIES[kind]
+    declared = checkpoint_preprocessing(folder, family.library)
+    if declared is None:
+        return
+    ours = {"mean": family.mean, "std": family.std, "interpolation": family.interpolation}
+    same = all(abs(a - b) < 1e-6 for key in ("mean", "std") for a, b in zip(declared[key], ours[key]))
+    if not same or declared["interpolation"] not in (None, family.interpolation):
+        raise ValueError(f"{folder}: the checkpoint preprocesses with {declared}, but family {kind!r} applies "
+                         f"{ours} (models/vision.py FAMILIES); use a family whose facts match the checkpoint")
+
+
+def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained: bool, *,
+                   models_dir: Path | None = None) -> VisionBackbone:
+    """Build one backbone of family `kind` (see FAMILIES) at `image_size`: random weights of the
+    family's shape shrunk by `shrink`, or (`pretrained`) the checkpoint of `model_id` found locally
+    (models/weights.py), with its shape read from the checkpoint."""
     if kind not in FAMILIES:
         raise ValueError(f"unknown vision family {kind!r}; known: {', '.join(FAMILIES)}")
     family = FAMILIES[kind]
-    shape = backbone_shape(family, image_size, shrink)
-    source = model_id if pretrained else None
-    if family.library == "transformers":
-        model = _hf_tower(kind, shape, source)
-        prefix = 1 if kind == "clip" else 0
+    if pretrained:
+        from vlm_sweeps.models.weights import WeightSpec, resolve
+
+        folder = resolve(WeightSpec(model_id, family.library, f"{kind} backbone"), models_dir)
+        check_preprocessing(kind, folder)
+        if family.library == "transformers":
+            model, shape = _hf_pretrained(kind, folder, image_size)
+        else:
+            model, shape = _timm_pretrained(folder, image_size)
     else:
-        model = _timm_tower(family, shape, source)
-        prefix = model.num_prefix_tokens
+        shape = backbone_shape(family, image_size, shrink)
+        model = _hf_tower(kind, shape) if family.library == "transformers" else _timm_tower(family, shape)
+    prefix = (1 if kind == "clip" else 0) if family.library == "transformers" else model.num_prefix_tokens
     return VisionBackbone(kind, model, shape, prefix)
 
 

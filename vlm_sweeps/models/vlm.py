@@ -82,8 +82,12 @@ class VisionLanguageModel(nn.Module):
         return embeds, mask, position_ids, out_labels
 
     def forward(self, pixel_values: Sequence[torch.Tensor] | None, input_ids: Sequence[torch.Tensor],
-                labels: Sequence[torch.Tensor] | None = None):
-        """Training forward: returns the LLM output (loss when labels are given)."""
+                labels: Sequence[torch.Tensor] | None = None, num_items_in_batch: int | None = None):
+        """Training forward: returns the LLM output (loss when labels are given). The loss is the
+        mean over target tokens, or, with `num_items_in_batch` (gradient accumulation), their sum
+        divided by that count, so micro-batch losses add up to the mean of the whole batch."""
         image_embeds = self.encode_images(pixel_values) if pixel_values is not None else None
         embeds, mask, pos, lab = self.build_inputs(image_embeds, input_ids, labels, "right")
-        return self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, labels=lab, use_cache=False)
+        extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
+        return self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, labels=lab, use_cache=False,
+                        **extra)

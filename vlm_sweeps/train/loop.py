@@ -1,5 +1,6 @@
 """The training loop of one stage, top to bottom: batch -> forward -> backward -> clip -> step ->
-schedule -> log. Batches come from the split-modality sampler, seeded, so a run is reproducible."""
+schedule -> log. Batches come from the split-modality sampler, seeded, so a run is reproducible;
+a batch larger than `micro_batch_size` is accumulated over micro-batches."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from torch.utils.data import DataLoader
 
 from vlm_sweeps import naming
 from vlm_sweeps.data.instruct import InstructDataset, collate
-from vlm_sweeps.data.samplers import batch_stream, steps_for
+from vlm_sweeps.data.samplers import batch_stream, micro_batches, steps_for
+from vlm_sweeps.models.vlm import IGNORE_INDEX
 from vlm_sweeps.train.checkpoint import set_rng_state
 from vlm_sweeps.train.stages import make_optimizer, make_scheduler, set_trainable
 
@@ -64,23 +66,26 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
         start = resume["stage_step"]
         log.info("stage %s: resuming at step %d of %d", stage.name, start, total)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    batches = batch_stream(modalities, hparams.batch_size, seed, start_step=start)
-    loader = DataLoader(dataset, batch_sampler=(next(batches) for _ in range(total - start)), collate_fn=collate,
-                        num_workers=num_workers)
+    # Gradient accumulation: each optimizer step's batch is cut into micro-batches of
+    # `micro_batch_size` (grouped by length), loaded one by one.
+    micro = getattr(hparams, "micro_batch_size", None)
+    batches = batch_stream(modalities, hparams.batch_size, seed, start_step=start,
+                           lengths=dataset.lengths() if micro else None)
+    plan = [micro_batches(next(batches), micro) for _ in range(total - start)]
+    loader = DataLoader(dataset, batch_sampler=[m for step in plan for m in step], collate_fn=collate,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    micro_iter = iter(loader)
     bar = _progress(total, f"{stage.name}", progress)
     bar.update(start)
     window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
     started, samples, loss_value = time.perf_counter(), 0, float("nan")
-    log.info("stage %s: %d steps of %d samples, training %s", stage.name, total, hparams.batch_size,
-             ",".join(stage.train))
-    for step, batch in enumerate(loader, start=start + 1):
+    log.info("stage %s: %d steps of %d samples (micro-batches of %s), training %s", stage.name, total,
+             hparams.batch_size, micro or hparams.batch_size, ",".join(stage.train))
+    for step, parts in enumerate(plan, start=start + 1):
         if fail_at_step is not None and step_offset + step == fail_at_step:
             raise RuntimeError(f"injected failure at step {fail_at_step} (run.fail_at_step)")
-        batch = _to_device(batch, device)
         amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        with amp:
-            loss = model(batch["pixel_values"], batch["input_ids"], batch["labels"]).loss
-        loss.backward()
+        loss_value, n = _forward_backward(model, [next(micro_iter) for _ in parts], device, amp)
         # clip the global norm of the trainable params only (frozen ones have no grad)
         torch.nn.utils.clip_grad_norm_(trainable, hparams.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
@@ -88,8 +93,6 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
-        loss_value = loss.item()
-        n = len(batch["input_ids"])
         samples += n
         window_loss += loss_value * n
         window_samples += n
@@ -107,6 +110,32 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
     model.eval()
     return StageResult(stage.name, total, loss_value, time.perf_counter() - started, samples)
 
+
+
+def _forward_backward(model, parts: list[dict], device: torch.device, amp) -> tuple[float, int]:
+    """Gradients of one optimizer step's batch, given as CPU micro-batches; returns (batch loss, samples).
+
+    One part: the LLM's mean loss over the batch's target tokens. Several: each part's summed
+    token loss divided by the batch's target-token count, so the accumulated gradient and the
+    returned loss equal those of the whole batch at once (not a mean of per-part means, which
+    would over-weight short samples).
+    """
+    if len(parts) == 1:
+        batch = _to_device(parts[0], device)
+        with amp:
+            loss = model(batch["pixel_values"], batch["input_ids"], batch["labels"]).loss
+        loss.backward()
+        return loss.item(), len(batch["input_ids"])
+    targets = max(1, sum(int((lab != IGNORE_INDEX).sum()) for part in parts for lab in part["labels"]))
+    total, n = 0.0, 0
+    for part in parts:
+        batch = _to_device(part, device)
+        with amp:
+            loss = model(batch["pixel_values"], batch["input_ids"], batch["labels"], num_items_in_batch=targets).loss
+        loss.backward()
+        total += loss.item()
+        n += len(batch["input_ids"])
+    return total, n
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -17,6 +17,10 @@ def set_trainable(model: nn.Module, train: list[str]) -> None:
     for name, part in model.parts().items():
         part.requires_grad_(name in train)
         part.train(name in train)
+    if train and "llm" not in train:  # gradients cross the frozen LLM to the parts before it
+        from vlm_sweeps.models.llm import checkpoint_while_frozen
+
+        checkpoint_while_frozen(model.parts()["llm"])
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
