@@ -59,13 +59,15 @@ class SyntheticConf:
 
     seed: int = 0
     n_align: int = 1200  # caption pairs for the align stage
-    n_finetune: int = 2400  # instruction records (several turns each) for the finetune stage
-    n_eval: int = 200  # examples per synthetic benchmark
-    max_objects: int = 4  # shapes per scene, 1..4 (also the largest count answer)
-    turns: List[int] = field(default_factory=lambda: [2, 4])  # question turns per finetune record, [min, max]
+    n_finetune: int = 12000  # instruction records (several turns each) for the finetune stage
+    n_eval: int = 300  # examples per synthetic benchmark
+    max_objects: int = 3  # shapes per scene, 2..4 (also the largest count answer)
+    turns: List[int] = field(default_factory=lambda: [4, 8])  # question turns per finetune record, [min, max]
     # Relative weights of the instruction task families in the finetune mix; 0 drops a family.
-    tasks: Dict[str, float] = field(default_factory=lambda: {"vqa": 1.0, "count": 1.0, "spatial": 1.0, "pope": 1.0,
-                                                   "ref": 1.0, "text": 1.0, "text_only": 1.0})
+    # Like LLaVA's mix, short-answer VQA dominates; box answers (~20 tokens each) are kept rare so
+    # they do not dominate a token-averaged loss; reading (synth_text) is near the resolution limit.
+    tasks: Dict[str, float] = field(default_factory=lambda: {"vqa": 3.0, "count": 1.0, "spatial": 1.0, "pope": 3.0,
+                                                             "ref": 0.25, "text": 0.25, "text_only": 1.0})
 
 
 @dataclass
@@ -86,6 +88,9 @@ class StageHparams:
     warmup_ratio: float = 0.03
     batch_size: int = MISSING  # global batch
     max_grad_norm: float = 1.0
+    # Samples per forward/backward; the global batch is reached by gradient accumulation (None: the
+    # whole batch at once). Batches are then length-grouped so each micro-batch pads little.
+    micro_batch_size: Optional[int] = None
 
 
 @dataclass
@@ -133,6 +138,14 @@ class TrackingConf:
 @dataclass
 class EvalConf:
     blind: bool = False  # control: every image replaced by a blank one (language prior alone)
+    # Skip benchmarks whose files are missing (listed in the tag vlm_sweeps.skipped_benchmarks)
+    # instead of failing the evaluation.
+    continue_on_missing: bool = False
+    cache: bool = True  # reuse predictions under <paths.cache_dir>/predictions/ (eval/cache.py)
+    # `python -m vlm_sweeps.evaluate` only: the finished MLflow run to evaluate and log into, and/or
+    # a checkpoint file (default: <paths.runs_dir>/<signature>/checkpoint.pt of that run).
+    run_id: Optional[str] = None
+    checkpoint: Optional[str] = None
 
 
 @dataclass
@@ -153,6 +166,8 @@ class RunConf:
     threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
     checkpoint_every: int = 100  # optimizer steps between resumable checkpoints (0: only at stage ends)
     fail_at_step: Optional[int] = None  # fault injection: raise at this global step (resilience tests)
+    dry_run: bool = False  # print parameter counts, memory and step-time estimates; load and train nothing
+    check_images: bool = True  # real mixes: every image file must exist before the model loads
 
 
 @dataclass
@@ -172,7 +187,10 @@ class Config:
     run: RunConf = field(default_factory=RunConf)
     # Keys that do not change a job's result: left out of its signature (identity.py).
     identity_exclude: List[str] = field(
-        default_factory=lambda: ["paths", "tracking", "run", "identity_exclude"]
+        default_factory=lambda: ["paths", "tracking", "run", "identity_exclude",
+                                 # memory layout (gradients equal the whole batch's) and evaluation plumbing
+                                 "scale.align.micro_batch_size", "scale.finetune.micro_batch_size",
+                                 "eval.continue_on_missing", "eval.cache", "eval.run_id", "eval.checkpoint"]
     )
 
 

@@ -26,6 +26,7 @@ class JobResult:
     metrics: dict[str, float]
     skipped: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    dry_run: bool = False  # run.dry_run: only the estimates were printed; nothing trained or tracked
 
 
 def axes_of(cfg: Any) -> dict[str, str]:
@@ -44,6 +45,11 @@ def run_name(axes: dict[str, str]) -> str:
 def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
     validate.check(cfg)
     signature = identity.signature(cfg)
+    if cfg.run.dry_run:  # sizes and costs from the configs alone: no weights, data or tracking needed
+        from vlm_sweeps.dryrun import report
+
+        print(report(cfg))
+        return JobResult(signature, "dry-run (nothing trained or tracked)", {}, dry_run=True)
     tracker = tracking.JobTracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment)
     done = tracker.finished(signature)
     axes = axes_of(cfg)
@@ -55,6 +61,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
     resumable = {r.info.run_id for r in tracker.find(signature) if r.info.status != "FINISHED"}
     if saved is not None and saved.get("run_id") in resumable:
         run_id = tracker.reopen(saved["run_id"], sweep_id)  # the same MLflow run, continued
+        tracker.client.set_tag(run_id, naming.TAG_PREFIX + "resumed_from_step", str(sum(saved["stage_steps"])))
         log.info("%s [%s] resumes MLflow run %s from its checkpoint", run_name(axes), signature, run_id)
     else:
         if saved is not None:  # a checkpoint without its run (store reset): start clean
@@ -63,6 +70,10 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
     try:
         metrics, timings = train_and_evaluate(cfg, tracker, checkpointer)
+    except (KeyboardInterrupt, SystemExit):
+        # preempted or requeued (submitit exits this way): the run stays open for the resume
+        tracker.interrupted()
+        raise
     except BaseException as err:
         tracker.fail(err)
         raise
@@ -94,6 +105,7 @@ class Setup:
     files: dict[str, Path]
     data_root: Path
     autocast: torch.dtype | None
+    records: dict[str, list] = field(default_factory=dict)  # stage -> records already read (check_data)
 
 
 def setup(cfg: Any) -> Setup:
@@ -111,7 +123,7 @@ def setup(cfg: Any) -> Setup:
     if cfg.data.source == "synthetic":
         files = {"align": world / "align.json", "finetune": world / "finetune.json"}
     else:
-        files = {"align": data_root / str(cfg.data.align_file), "finetune": data_root / str(cfg.data.finetune_file)}
+        files = llava_files(cfg)
     tokenizer = load_tokenizer(cfg, world, cache_dir)
     seed_everything(cfg.seed)
     device = _device(cfg)
@@ -120,8 +132,30 @@ def setup(cfg: Any) -> Setup:
                  data_root, torch.bfloat16 if cfg.scale.precision == "bf16" else None)
 
 
+def llava_files(cfg: Any) -> dict[str, Path]:
+    data_root = Path(cfg.paths.data_root).resolve()
+    return {"align": data_root / str(cfg.data.align_file), "finetune": data_root / str(cfg.data.finetune_file)}
+
+
+def check_data(cfg: Any) -> dict[str, list]:
+    """Real mixes: read the records of every stage of the plan and check that each image file
+    exists (unless `run.check_images=false`), so unreadable files, image paths escaping the data
+    root and missing images stop a job before any weights load. Corrupt images are caught when
+    read (data/instruct.py). Returns {stage: records} ({} for synthetic data, made by us)."""
+    from vlm_sweeps.data.llava import check_images_exist, load_llava
+
+    if cfg.data.source != "llava":
+        return {}
+    files, records = llava_files(cfg), {}
+    for stage in cfg.optimization.stages:
+        records[stage.name] = load_llava(files[stage.name], drop_text_only=cfg.data.drop_text_only)
+        if cfg.run.check_images:
+            check_images_exist(records[stage.name], files[stage.name])
+    return records
+
+
 def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
-          checkpointer: Checkpointer | None = None, run_id: str | None = None) -> int:
+          checkpointer: Checkpointer | None = None, run_id: str | None = None, on_plan=None) -> int:
     """Train the stage plan, resuming from `checkpointer`'s checkpoint when it holds one.
     Returns the number of optimizer steps of the whole plan."""
     from vlm_sweeps.data.instruct import InstructDataset
@@ -129,7 +163,19 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
     from vlm_sweeps.train.checkpoint import rng_state, trained_state
     from vlm_sweeps.train.loop import train_stage
 
+    from vlm_sweeps.data.samplers import steps_for
+
     saved = checkpointer.load() if checkpointer is not None else None
+    datasets, totals = [], []
+    for stage in cfg.optimization.stages:
+        records = (s.records[stage.name] if stage.name in s.records
+                   else load_llava(s.files[stage.name], drop_text_only=cfg.data.drop_text_only))
+        datasets.append(InstructDataset(records, s.tokenizer, s.fmt, s.transforms, cfg.scale.max_seq_len,
+                                        s.model.num_patches))
+        epochs = cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
+        totals.append(steps_for(datasets[-1].modalities(), cfg.scale[stage.name].batch_size, epochs))
+    if on_plan is not None:
+        on_plan(sum(totals))
     if saved is not None:
         s.model.load_state_dict(saved["model"], strict=False)
         log.info("resuming from %s (stage %d, step %d)", checkpointer.path, saved["stage_index"], saved["stage_step"])
@@ -140,9 +186,7 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
             stage_steps.append(saved["stage_steps"][index])
             step += stage_steps[-1]
             continue
-        records = load_llava(s.files[stage.name], drop_text_only=cfg.data.drop_text_only)
-        dataset = InstructDataset(records, s.tokenizer, s.fmt, s.transforms, cfg.scale.max_seq_len,
-                                  s.model.num_patches)
+        dataset = datasets[index]
         epochs = cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
         resume = saved if saved is not None and index == saved["stage_index"] else None
 
@@ -166,16 +210,26 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
     return step
 
 
-def evaluate(cfg: Any, s: Setup, blind: bool | None = None) -> tuple[dict[str, float], dict[str, list[dict]]]:
-    """The benchmark suite on the current model; `blind` overrides `eval.blind` (the control)."""
+def evaluate(cfg: Any, s: Setup, blind: bool | None = None, skipped: list[str] | None = None
+             ) -> tuple[dict[str, float], dict[str, list[dict]]]:
+    """The benchmark suite on the current model; `blind` overrides `eval.blind` (the control).
+    Predictions are cached by (signature, trained weights, benchmark, generation settings), so
+    re-scoring costs no generation; benchmarks skipped for missing files are appended to `skipped`."""
+    from vlm_sweeps.eval.cache import job_cache
     from vlm_sweeps.eval.harness import Answerer
-    from vlm_sweeps.eval.suite import evaluate_suite
+    from vlm_sweeps.eval.suite import run_suite
 
+    s.model.eval()
+    cache, key = job_cache(cfg, s.model, identity.signature(cfg)) if cfg.eval.cache else (None, None)
     answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device,
                         blind=cfg.eval.blind if blind is None else blind, autocast_dtype=s.autocast)
-    return evaluate_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
-                          max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,
-                          seed=cfg.seed, progress=cfg.run.progress)
+    result = run_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
+                       max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,
+                       seed=cfg.seed, progress=cfg.run.progress, cache=cache, model_key=key,
+                       continue_on_missing=cfg.eval.continue_on_missing)
+    if skipped is not None:
+        skipped.extend(result.skipped)
+    return result.metrics, result.predictions
 
 
 def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Checkpointer
@@ -184,13 +238,19 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    records = check_data(cfg)
     s = setup(cfg)
+    s.records.update(records)
     timings["setup_s"] = time.perf_counter() - t0
-    step = train(cfg, s, tracker.log_metrics, timings, checkpointer, tracker.run_id)
+    step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
+                 on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)))
     for part, n in count_parameters(s.model).items():
         tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()
-    metrics, predictions = evaluate(cfg, s)
+    skipped: list[str] = []
+    metrics, predictions = evaluate(cfg, s, skipped=skipped)
+    if skipped:
+        tracker.client.set_tag(tracker.run_id, naming.TAG_SKIPPED_BENCHMARKS, ",".join(skipped))
     timings["eval_s"] = time.perf_counter() - t_eval
     timings["job_s"] = time.perf_counter() - t0
     tracker.log_metrics(metrics, step)
@@ -201,8 +261,9 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
 
 
 def load_tokenizer(cfg: Any, world: Path | None, cache_dir: Path):
-    """Tiny: the in-process tokenizer trained on the synthetic corpus. Full: the LLM's own, with a
-    pad token added (the embeddings are resized to match in models/llm.py)."""
+    """Tiny: the in-process tokenizer trained on the synthetic corpus. Full: the LLM's own from its
+    local checkpoint folder, with a pad token added (the embeddings are resized to match in
+    models/llm.py)."""
     if not cfg.scale.pretrained:
         from vlm_sweeps.models.tokenizer import cached_tokenizer
 
@@ -210,9 +271,7 @@ def load_tokenizer(cfg: Any, world: Path | None, cache_dir: Path):
             raise validate.ConfigError([f"scale={cfg.scale.name} trains its tokenizer on the synthetic corpus; "
                                         "use data=synthetic (or scale=full for real data)"])
         return cached_tokenizer(world / "corpus.txt", cfg.scale.vocab_size, cache_dir)
-    from transformers import AutoTokenizer
+    from vlm_sweeps.models.tokenizer import load_pretrained_tokenizer
+    from vlm_sweeps.models.weights import models_dir_of
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.llm.id, cache_dir=cfg.paths.models_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.add_special_tokens({"pad_token": "<PAD>"})
-    return tokenizer
+    return load_pretrained_tokenizer(cfg.llm.id, models_dir_of(cfg.paths.models_dir), cfg.scale.max_seq_len)

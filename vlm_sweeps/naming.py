@@ -19,6 +19,10 @@ TAG_KIND = TAG_PREFIX + "kind"  # "job" for a training run, "sweep" for a sweep'
 TAG_STATUS = TAG_PREFIX + "status"  # mirrors the job's life: running, finished, failed
 TAG_ERROR = TAG_PREFIX + "error"  # the exception message of a failed job
 TAG_GIT_COMMIT = TAG_PREFIX + "git_commit"
+TAG_TOTAL_STEPS = TAG_PREFIX + "total_steps"  # optimizer steps of the whole stage plan
+TAG_SLURM_JOB_ID = TAG_PREFIX + "slurm_job_id"
+TAG_SKIPPED_BENCHMARKS = TAG_PREFIX + "skipped_benchmarks"  # benchmarks whose files were missing
+BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>  # "<array job>_<task>" or the plain job id
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"
 

@@ -32,6 +32,8 @@ def current_sweep_id() -> str | None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict[str, float]:
     result = run_job(cfg, sweep_id=current_sweep_id())
+    if result.dry_run:
+        return {}
     state = "skipped (already finished)" if result.skipped else "finished"
     headline = {k: v for k, v in sorted(result.metrics.items()) if not k.startswith(("train/", "time/"))}
     print(f"[{result.signature}] {state}: run {result.run_id}")

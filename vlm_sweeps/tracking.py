@@ -94,6 +94,8 @@ class SweepCallback(Callback):
         log.info("sweep %s: tracking in %s (parent run %s)", sweep_id, uri, run_id)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        if config.hydra.launcher.get("wait", True) is False:
+            return  # a non-blocking submit: the sweep's jobs are still queued, its run stays open
         uri = resolve_uri(config.tracking.uri)
         client = _client(uri)
         exp = client.get_experiment_by_name(config.tracking.experiment)
@@ -110,6 +112,7 @@ class JobTracker:
         self.client = _client(uri)
         self.experiment_id = ensure_experiment(uri, experiment)
         self.run_id: str | None = None
+        self.logged_until = -1  # last training-curve step already in the store (resume)
 
     def find(self, signature: str) -> list:
         """Job runs with this signature, newest first."""
@@ -143,6 +146,7 @@ class JobTracker:
                 self.client.set_terminated(old.info.run_id, "KILLED")
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
+        self._tag_slurm()
         params = {**axes, **{k: v for k, v in flatten(resolved).items() if k not in axes}}
         items = [Param(k, _param_value(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):
@@ -151,13 +155,35 @@ class JobTracker:
         return self.run_id
 
     def reopen(self, run_id: str, sweep_id: str | None) -> str:
-        """Continue an interrupted run (requeued or restarted job) instead of starting another."""
+        """Continue an interrupted run (requeued or restarted job) instead of starting another.
+        Training-curve points already logged are not logged twice (the steps replayed between the
+        last checkpoint and the interruption)."""
         self.run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
         self.client.set_tag(run_id, naming.TAG_STATUS, "running")
+        if naming.TAG_ERROR in self.client.get_run(run_id).data.tags:  # the failure it recovers from
+            self.client.delete_tag(run_id, naming.TAG_ERROR)
+        history = self.client.get_metric_history(run_id, naming.TRAIN_LOSS)
+        self.logged_until = max((m.step for m in history), default=-1)
+        self._tag_slurm()
         resumes = int(self.client.get_run(run_id).data.tags.get(naming.TAG_PREFIX + "resumes", "0")) + 1
         self.client.set_tag(run_id, naming.TAG_PREFIX + "resumes", str(resumes))
         return run_id
+
+    def _tag_slurm(self) -> None:
+        job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job_id = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ.get("SLURM_JOB_ID")
+        if job_id:
+            self.client.set_tag(self.run_id, naming.TAG_SLURM_JOB_ID, job_id)
+
+    def log_curve(self, metrics: dict[str, float], step: int) -> None:
+        """Training-curve points; after a resume, steps that were logged before are skipped."""
+        if step > self.logged_until:
+            self.log_metrics(metrics, step)
+
+    def interrupted(self) -> None:
+        """Preemption or requeue: the run stays RUNNING; its checkpoint resumes it."""
+        self.client.set_tag(self.run_id, naming.TAG_STATUS, "interrupted")
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric

@@ -26,6 +26,7 @@ def test_failed_job_is_marked_failed_then_resumes_to_identical_metrics(tmp_path,
     (failed,) = client.search_runs([exp.experiment_id])
     assert failed.info.status == "FAILED"
     assert "injected failure at step 5" in failed.data.tags[naming.TAG_ERROR]
+    assert int(failed.data.tags[naming.TAG_TOTAL_STEPS]) > 5
 
     resumed = run_job(compose(JOB + [f"tracking.uri={uri}", "tracking.experiment=resume"], root=interrupted_root))
     assert resumed.run_id == failed.info.run_id  # the same MLflow run, continued
@@ -34,8 +35,9 @@ def test_failed_job_is_marked_failed_then_resumes_to_identical_metrics(tmp_path,
     assert resumed.signature == reference.signature
     assert resumed.metrics == pytest.approx(reference.metrics, abs=1e-6)
     assert resumed.metrics  # not vacuous
-    # it continued from the checkpoint rather than starting over: no optimizer step was trained (and
-    # logged) twice, and every step of the plan is there once
+    # it continued from the last checkpoint before the failure (step 4; checkpoints every 2 steps)
+    # rather than starting over, and every step of the curve is there exactly once
+    assert client.get_run(resumed.run_id).data.tags[naming.TAG_PREFIX + "resumed_from_step"] == "4"
     steps = [m.step for m in client.get_metric_history(resumed.run_id, naming.TRAIN_LOSS)]
     ref_steps = [m.step for m in client.get_metric_history(reference.run_id, naming.TRAIN_LOSS)]
     assert sorted(steps) == sorted(ref_steps) and len(steps) == len(set(steps))

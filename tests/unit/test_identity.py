@@ -12,7 +12,7 @@ def test_signature_ignores_paths_tracking_and_runtime_knobs(tmp_path):
 
 def test_every_axis_changes_the_signature():
     base = signature(compose([]))
-    for override in ["encoder=siglip", "resize=naive", "optimization=two_stage", "llm=llama2", "epochs=2",
+    for override in ["encoder=siglip", "resize=naive", "optimization=two_stage", "llm=vicuna_v15", "epochs=2",
                      "epochs=1.5", "data=synthetic_no_language", "eval.blind=true", "seed=8"]:
         assert signature(compose([override])) != base, override
 

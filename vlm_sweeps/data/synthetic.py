@@ -26,12 +26,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vlm_sweeps.models.prompts import fixed_strings
 
-VERSION = 2  # bump when the generator changes what it writes
+VERSION = 5  # bump when the generator changes what it writes
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 200, 30),
           "purple": (140, 60, 190)}
 SHAPES = ("circle", "square", "triangle")
 WORDS = ("cat", "sun", "box", "map", "pen", "cup", "key", "bus")
-CANVASES = ((96, 96), (128, 64), (64, 128), (120, 80), (80, 120))
+# aspect ratios up to 1.6:1: crop loses the borders, naive warps, letterbox shrinks; objects stay
+# large enough (>= 2 patches across at tiny scale) for shapes to be told apart
+CANVASES = ((96, 96), (128, 80), (80, 128), (112, 80), (80, 112))
+OBJECT_SIDE = (0.34, 0.48)  # object side as a fraction of the canvas's short side
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 YES_NO = "\nAnswer yes or no."
 TRUE_FALSE = " Is this statement True or False?"
@@ -88,7 +91,7 @@ def make_scene(rng: random.Random, max_objects: int = MAX_COUNT) -> Scene:
     kinds = rng.sample([(c, s) for c in COLORS for s in SHAPES], k=rng.randint(1, max_objects))
     for color, shape in kinds:
         for _ in range(50):  # rejection sampling of a free spot
-            side = int(min(w, h) * rng.uniform(0.24, 0.36))
+            side = int(min(w, h) * rng.uniform(*OBJECT_SIDE))
             x, y = rng.randint(0, w - side), rng.randint(0, h - side)
             box = (x, y, x + side, y + side)
             if not any(_overlaps(box, t) for t in taken):
@@ -170,17 +173,20 @@ def task_example(task: str, scene: Scene, rng: random.Random) -> dict | None:
         return {"question": statement + TRUE_FALSE, "answer": "True" if truth else "False",
                 "choices": ["True", "False"]}
     if task == "pope":
+        # POPE's three negative splits: random (neither the colour nor the shape is in the scene),
+        # popular (the shape is there in another colour), adversarial (the colour is there on
+        # another shape); positives are objects in the scene, half of all questions
         present = {(o.color, o.shape) for o in objs}
+        colors_here, shapes_here = {c for c, _ in present}, {s for _, s in present}
         if rng.random() < 0.5:
-            color, shape = rng.choice(sorted(present))
-            answer = "yes"
+            (color, shape), answer = rng.choice(sorted(present)), "yes"
         else:
-            # adversarial half the time: a shape that is present, in a colour it does not have
-            shapes_here = sorted({s for _, s in present})
-            pool = [(c, s) for c in COLORS for s in (shapes_here if rng.random() < 0.5 else SHAPES)
-                    if (c, s) not in present]
-            color, shape = rng.choice(pool)
-            answer = "no"
+            split = rng.choice(("random", "popular", "adversarial"))
+            absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
+            pools = {"random": [(c, s) for c, s in absent if c not in colors_here and s not in shapes_here],
+                     "popular": [(c, s) for c, s in absent if s in shapes_here],
+                     "adversarial": [(c, s) for c, s in absent if c in colors_here]}
+            (color, shape), answer = rng.choice(pools[split] or absent), "no"
         return {"question": f"Is there a {color} {shape} in the image?" + YES_NO, "answer": answer,
                 "choices": ["yes", "no"]}
     if task == "ref":
@@ -246,6 +252,13 @@ class _Writer:
         return rel
 
 
+def _without_format_hint(question: str) -> str:
+    for hint in (SHORT_ANSWER, YES_NO):
+        if question.endswith(hint):
+            return question[: -len(hint)]
+    return question
+
+
 def _finetune_record(i: int, scene: Scene, writer: _Writer, rng: random.Random, tasks: dict,
                      n_turns: tuple[int, int]) -> dict:
     visual = [t for t in TASKS if tasks.get(t, 0) > 0]
@@ -255,7 +268,9 @@ def _finetune_record(i: int, scene: Scene, writer: _Writer, rng: random.Random, 
         example = task_example(rng.choices(visual, weights)[0], scene, rng)
         if example is None:
             continue
-        q = ("<image>\n" if not turns else "") + example["question"]
+        # the answer-format instruction only opens a conversation (later turns keep the format);
+        # repeating it in every turn would make it a third of the tokens trained on
+        q = "<image>\n" + example["question"] if not turns else _without_format_hint(example["question"])
         turns += [{"from": "human", "value": q}, {"from": "gpt", "value": example["answer"]}]
     if not turns:
         example = task_example("text", scene, rng)
