@@ -5,11 +5,11 @@ class and SLURM job id (or why it was not submitted). One JSON file per sweep un
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vlm_sweeps.atomic import atomic_write_text
 
 SUBDIR = "slurm"
 
@@ -45,13 +45,7 @@ def folder(root: str | Path) -> Path:
 
 
 def write(manifest: Manifest) -> Path:
-    path = manifest.path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        json.dump(asdict(manifest), out, indent=1)
-    os.replace(tmp, path)  # readers never see half a file
-    return path
+    return atomic_write_text(manifest.path(), json.dumps(asdict(manifest), indent=1))
 
 
 def read(path: Path) -> Manifest:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
+from vlm_sweeps.atomic import atomic_write_text
 from vlm_sweeps.eval.examples import EvalExample
 
 log = logging.getLogger(__name__)
@@ -126,17 +125,5 @@ class PredictionCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps({"key": asdict(key)})] + [json.dumps(r, ensure_ascii=False) for r in rows.values()]
-        _atomic_write(path, "\n".join(lines) + "\n")
+        atomic_write_text(path, "\n".join(lines) + "\n")
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
