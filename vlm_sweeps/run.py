@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -10,7 +11,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vlm_sweeps.config import register_configs
+from vlm_sweeps.data.llava import DataError
 from vlm_sweeps.job import run_job
+from vlm_sweeps.validate import ConfigError
 
 register_configs()
 log = logging.getLogger("vlm_sweeps")
@@ -31,7 +34,12 @@ def current_sweep_id() -> str | None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict[str, float]:
-    result = run_job(cfg, sweep_id=current_sweep_id())
+    try:
+        result = run_job(cfg, sweep_id=current_sweep_id())
+    except (ConfigError, DataError) as err:
+        # the user's input is wrong: say what and how to fix it, without a stack trace
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if result.dry_run:
         return {}
     state = "skipped (already finished)" if result.skipped else "finished"
