@@ -64,8 +64,11 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         tracker.client.set_tag(run_id, naming.TAG_PREFIX + "resumed_from_step", str(sum(saved["stage_steps"])))
         log.info("%s [%s] resumes MLflow run %s from its checkpoint", run_name(axes), signature, run_id)
     else:
-        if saved is not None:  # a checkpoint without its run (store reset): start clean
-            checkpointer.path.unlink()
+        if saved is not None:  # its run is not in this store (another store, or a reset one): keep it aside
+            aside = checkpointer.folder / f"checkpoint.{saved.get('run_id') or 'unknown'}.pt"
+            checkpointer.path.replace(aside)
+            log.warning("checkpoint of run %s is not resumable in %s; kept as %s", saved.get("run_id"),
+                        tracker.uri, aside)
         run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
         log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
     try:

@@ -45,3 +45,15 @@ def test_failed_job_is_marked_failed_then_resumes_to_identical_metrics(tmp_path,
     # and once finished, the same job is skipped
     again = run_job(compose(JOB + [f"tracking.uri={uri}", "tracking.experiment=resume"], root=interrupted_root))
     assert again.skipped and again.run_id == resumed.run_id
+
+
+def test_a_checkpoint_from_another_store_is_kept_aside_not_deleted(tmp_path, clean_env):
+    root = tmp_path / "root"
+    first = run_job(compose(SMALL + [f"tracking.uri=sqlite:///{tmp_path / 'a.db'}"], root=root))
+    ckpt_dir = root / "runs" / first.signature
+    assert (ckpt_dir / "checkpoint.pt").is_file()
+    # same paths.root, a fresh store: the job runs anew, the first store's model stays on disk
+    second = run_job(compose(SMALL + [f"tracking.uri=sqlite:///{tmp_path / 'b.db'}"], root=root))
+    assert not second.skipped and second.signature == first.signature
+    assert (ckpt_dir / f"checkpoint.{first.run_id}.pt").is_file()
+    assert (ckpt_dir / "checkpoint.pt").is_file()
