@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from vlm_sweeps import identity, naming, tracking, validate
+from vlm_sweeps.eval import registry
 from vlm_sweeps.config import to_container
 from vlm_sweeps.train.checkpoint import Checkpointer
 
@@ -121,7 +122,7 @@ def setup(cfg: Any) -> Setup:
     cache_dir = Path(cfg.paths.cache_dir).resolve()
     data_root = Path(cfg.paths.data_root).resolve()
     # The synthetic world is built once per settings and shared by every job that uses it.
-    needs_world = cfg.data.source == "synthetic" or any(b.startswith("synth_") for b in cfg.benchmarks.suite)
+    needs_world = cfg.data.source == "synthetic" or any(registry.get(b).synthetic for b in cfg.benchmarks.suite)
     world = ensure_world(cache_dir, cfg.data.synthetic) if needs_world else None
     if cfg.data.source == "synthetic":
         files = {"align": world / "align.json", "finetune": world / "finetune.json"}
@@ -170,12 +171,13 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
 
     saved = checkpointer.load() if checkpointer is not None else None
     datasets, totals = [], []
-    for stage in cfg.optimization.stages:
+    epochs_of = [cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
+                 for stage in cfg.optimization.stages]  # the epochs axis is the finetune stage's
+    for stage, epochs in zip(cfg.optimization.stages, epochs_of):
         records = (s.records[stage.name] if stage.name in s.records
                    else load_llava(s.files[stage.name], drop_text_only=cfg.data.drop_text_only))
         datasets.append(InstructDataset(records, s.tokenizer, s.fmt, s.transforms, cfg.scale.max_seq_len,
                                         s.model.num_patches))
-        epochs = cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
         totals.append(steps_for(datasets[-1].modalities(), cfg.scale[stage.name].batch_size, epochs))
     if on_plan is not None:
         on_plan(sum(totals))
@@ -189,8 +191,7 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
             stage_steps.append(saved["stage_steps"][index])
             step += stage_steps[-1]
             continue
-        dataset = datasets[index]
-        epochs = cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
+        dataset, epochs = datasets[index], epochs_of[index]
         resume = saved if saved is not None and index == saved["stage_index"] else None
 
         def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts)):

@@ -19,7 +19,7 @@ import os
 import random
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -329,9 +329,9 @@ def generate(folder: Path, conf) -> None:
 
 
 def world_key(conf) -> str:
-    settings = {k: v for k, v in (asdict(conf) if hasattr(conf, "__dataclass_fields__") else dict(conf)).items()}
-    settings["tasks"] = dict(settings["tasks"])
-    settings["turns"] = list(settings["turns"])
+    from omegaconf import OmegaConf
+
+    settings = asdict(conf) if is_dataclass(conf) else OmegaConf.to_container(conf, resolve=True)
     blob = json.dumps({"version": VERSION, **settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -112,13 +112,14 @@ class Answerer:
         with self._autocast():
             pixels = self._pixels(examples)
             image_embeds = model.encode_images(pixels) if pixels is not None else None
-            rows, owners, spans = [], [], []
+            rows, owners, candidates, spans = [], [], [], []
             for i, ex in enumerate(examples):
                 prompt = self._prompt_ids(ex)
                 for choice in ex.choices:
                     cand = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
                     rows.append(torch.tensor(prompt + cand, device=self.device))
                     owners.append(i)
+                    candidates.append(choice)
                     spans.append((len(prompt), len(cand)))
             index = torch.tensor(owners, device=self.device)
             repeated = image_embeds[index] if image_embeds is not None else None
@@ -133,10 +134,9 @@ class Answerer:
             targets = rows[r][start:start + length]
             scores.append(logprobs[r, positions - 1, targets].sum().item())
         best: dict[int, tuple[float, str]] = {}
-        for r, i in enumerate(owners):
-            choice = examples[i].choices[sum(1 for o in owners[:r] if o == i)]
-            if i not in best or scores[r] > best[i][0]:
-                best[i] = (scores[r], choice)
+        for i, choice, score in zip(owners, candidates, scores):
+            if i not in best or score > best[i][0]:
+                best[i] = (score, choice)
         return [best[i][1] for i in range(len(examples))]
 
     def answer(self, examples: Sequence[EvalExample], batch_size: int, max_new_tokens: int,
