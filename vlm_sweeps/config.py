@@ -168,6 +168,11 @@ class RunConf:
     fail_at_step: Optional[int] = None  # fault injection: raise at this global step (resilience tests)
     dry_run: bool = False  # print parameter counts, memory and step-time estimates; load and train nothing
     check_images: bool = True  # real mixes: every image file must exist before the model loads
+    # Frozen-feature cache (vlm_sweeps/features.py): a frozen encoder's features per image, computed
+    # once, reused across epochs and runs; results are equal with it on or off.
+    feature_cache: bool = True
+    feature_cache_max_gb: float = 50.0  # least-recently-used entries are evicted beyond this
+    feature_cache_dir: Optional[str] = None  # None: <paths.cache_dir>/features
 
 
 @dataclass

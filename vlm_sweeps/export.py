@@ -124,6 +124,8 @@ def export_llava(model: VisionLanguageModel, tokenizer, transform: ImageTransfor
     notes: dict[str, Any] = {"resize": transform.strategy, "image_size": transform.size,
                              "load_processor_with": {"backend": "pil"},
                              "text": "<image> {prompt}", "prompt_format": prompt_format}
+    if model.feature_dtype is not None:  # vlm_sweeps rounds frozen features; the LLaVA class cannot
+        notes["frozen_features_rounded_to"] = str(model.feature_dtype).removeprefix("torch.")
     if transform.strategy == "letterbox":
         notes["letterbox_fill"] = list(transform.fill)
         notes["before_the_processor"] = ("pad the image to a square with letterbox_fill "

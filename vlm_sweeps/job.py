@@ -110,6 +110,7 @@ class Setup:
     data_root: Path
     autocast: torch.dtype | None
     records: dict[str, list] = field(default_factory=dict)  # stage -> records already read (check_data)
+    feature_cache: dict[str, Any] = field(default_factory=dict)  # stage -> its feature-cache CacheStats
 
 
 def setup(cfg: Any) -> Setup:
@@ -193,6 +194,8 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
             continue
         dataset, epochs = datasets[index], epochs_of[index]
         resume = saved if saved is not None and index == saved["stage_index"] else None
+        cache = frozen_features(cfg, s, stage)
+        dataset.features = cache
 
         def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts)):
             if checkpointer is not None and checkpointer.due(stage_step, total):
@@ -209,9 +212,23 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
         step += result.steps
         if timings is not None:
             timings[f"train_{stage.name}_s"] = result.seconds
+        if cache is not None:
+            cache.cache.evict()
+            stats = s.feature_cache[stage.name] = cache.cache.stats
+            log.info("stage %s: feature cache %d hits, %d misses, %d written, %d evicted", stage.name,
+                     stats.hits, stats.misses, stats.written, stats.evicted)
         log.info("stage %s: %d steps, final loss %.3f, %.1f samples/s", stage.name, result.steps,
                  result.final_loss, result.samples / max(result.seconds, 1e-9))
     return step
+
+
+def frozen_features(cfg: Any, s: Setup, stage: Any):
+    """The frozen-feature cache for a stage that does not train the encoder (None: off, or trained)."""
+    if not cfg.run.feature_cache or "encoder" in stage.train:
+        return None
+    from vlm_sweeps.features import FrozenFeatures, open_cache
+
+    return FrozenFeatures.for_model(open_cache(cfg, s.model.feature_dtype), s.model, s.transforms)
 
 
 def evaluate(cfg: Any, s: Setup, blind: bool | None = None, skipped: list[str] | None = None
@@ -248,6 +265,10 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
     timings["setup_s"] = time.perf_counter() - t0
     step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
                  on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)))
+    for stage_name, stats in s.feature_cache.items():
+        tracker.client.set_tag(tracker.run_id, f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
+                               f"hits={stats.hits} misses={stats.misses} written={stats.written} "
+                               f"evicted={stats.evicted}")
     for part, n in count_parameters(s.model).items():
         tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()

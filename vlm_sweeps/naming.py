@@ -22,6 +22,7 @@ TAG_GIT_COMMIT = TAG_PREFIX + "git_commit"
 TAG_TOTAL_STEPS = TAG_PREFIX + "total_steps"  # optimizer steps of the whole stage plan
 TAG_SLURM_JOB_ID = TAG_PREFIX + "slurm_job_id"
 TAG_SKIPPED_BENCHMARKS = TAG_PREFIX + "skipped_benchmarks"  # benchmarks whose files were missing
+TAG_FEATURE_CACHE = TAG_PREFIX + "feature_cache"  # .<stage>: "hits=.. misses=.. written=.. evicted=.." (features.py)
 BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>  # "<array job>_<task>" or the plain job id
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"

@@ -14,6 +14,7 @@ from vlm_sweeps.data.transforms import letterbox
 from vlm_sweeps.export import export_llava
 from vlm_sweeps.models.builder import build_vlm, image_transforms
 from vlm_sweeps.models.prompts import get_format, question_prompt
+from vlm_sweeps.train.stages import set_trainable
 
 CASES = [("clip", "llama2", "naive"), ("siglip", "mistral", "crop"), ("clip_224", "vicuna_v15", "letterbox")]
 
@@ -55,6 +56,15 @@ def test_exported_llava_gives_our_logits(encoder, llm, resize, small_world, sess
     diff = (theirs - ours).abs().max().item()
     print(f"{encoder}+{llm} ({resize}): max abs logit difference {diff:.3g} over {tuple(ours.shape)}")
     assert theirs.shape == ours.shape and diff < 1e-4
+
+    # Trained and frozen, our encoder's features are rounded to half precision (the feature
+    # cache's); the LLaVA class keeps them in fp32: the export records it, the logits stay close.
+    set_trainable(model, [])
+    with torch.no_grad():
+        embeds, mask, pos, _ = model.build_inputs(model.encode_images([transform(_image())[None]]), [ids])
+        rounded = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).logits
+    assert notes["frozen_features_rounded_to"] == "float16"
+    assert 0 < (rounded - theirs).abs().max().item() < 1e-2
 
 
 def test_only_llava_shaped_models_export(small_world, session_root, tmp_path):

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from vlm_sweeps.data.llava import DataError, Record
 from vlm_sweeps.data.transforms import ImageTransform
+from vlm_sweeps.features import FrozenFeatures, image_key
 from vlm_sweeps.models.prompts import PromptFormat, conversation_segments
 from vlm_sweeps.models.vlm import IGNORE_INDEX
 
@@ -36,11 +37,18 @@ def load_image(path, where: str) -> Image.Image:
 
 
 class InstructDataset(Dataset):
+    """Records -> items. With `features` (the frozen-feature cache of the stage's encoder), an
+    image whose features are cached is neither read nor transformed: the item carries its
+    features; otherwise its pixels, and the training loop computes and stores the features."""
+
     def __init__(self, records: Sequence[Record], tokenizer, fmt: PromptFormat,
-                 transforms: Sequence[ImageTransform], max_seq_len: int, num_patches: int):
+                 transforms: Sequence[ImageTransform], max_seq_len: int, num_patches: int,
+                 features: FrozenFeatures | None = None):
         self.records = list(records)
         self.tokenizer, self.fmt, self.transforms = tokenizer, fmt, list(transforms)
         self.max_seq_len, self.num_patches = max_seq_len, num_patches
+        self.features = features
+        self._image_keys: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -60,20 +68,50 @@ class InstructDataset(Dataset):
         budget = self.max_seq_len - (self.num_patches if record.is_multimodal else 0)
         input_ids, labels = encode_segments(self.tokenizer, segments, budget)
         item = {"input_ids": input_ids, "labels": labels, "pixel_values": None}
+        if record.is_multimodal and self.features is not None:
+            key = self._image_keys.get(index)
+            if key is None:
+                try:
+                    key = self._image_keys[index] = image_key(record.image)
+                except OSError as err:
+                    raise DataError(f"record {index} (id {record.id}): cannot read image {record.image}: {err}") from err
+            item["image_key"] = key
+            found = self.features.lookup(key)
+            if found is not None:
+                item["features"] = found
+                return item
         if record.is_multimodal:
             image = load_image(record.image, f"record {index} (id {record.id})")
             item["pixel_values"] = [t(image) for t in self.transforms]
         return item
 
 
+def _is_multimodal(item: dict) -> bool:
+    return item["pixel_values"] is not None or "features" in item
+
+
 def collate(items: list[dict]) -> dict:
     """Stack pixels per backbone; keep token sequences as lists (the VLM pads after inserting
-    patches). A batch is all-multimodal or all-text (see samplers.py)."""
-    multimodal = items[0]["pixel_values"] is not None
-    if any((it["pixel_values"] is not None) != multimodal for it in items):
+    patches). A batch is all-multimodal or all-text (see samplers.py).
+
+    Items from a dataset with the feature cache add `image_keys`, `features` (per backbone
+    [B, N, C], zero rows where not cached; None if nothing was) and `missing` (the rows whose
+    `pixel_values`, stacked in that order, the loop encodes and stores)."""
+    multimodal = _is_multimodal(items[0])
+    if any(_is_multimodal(it) != multimodal for it in items):
         raise ValueError("a batch mixes multimodal and text-only samples; use the split-modality sampler")
-    pixels = None
-    if multimodal:
-        pixels = [torch.stack([it["pixel_values"][b] for it in items]) for b in range(len(items[0]["pixel_values"]))]
-    return {"pixel_values": pixels, "input_ids": [it["input_ids"] for it in items],
-            "labels": [it["labels"] for it in items]}
+    batch = {"input_ids": [it["input_ids"] for it in items], "labels": [it["labels"] for it in items]}
+    with_pixels = [it for it in items if it["pixel_values"] is not None]
+    batch["pixel_values"] = ([torch.stack([it["pixel_values"][b] for it in with_pixels])
+                              for b in range(len(with_pixels[0]["pixel_values"]))] if with_pixels else None)
+    if multimodal and "image_key" in items[0]:
+        batch["image_keys"] = [it["image_key"] for it in items]
+        batch["missing"] = [i for i, it in enumerate(items) if "features" not in it]
+        cached = [it for it in items if "features" in it]
+        batch["features"] = None
+        if cached:
+            batch["features"] = [torch.zeros((len(items), *f.shape), dtype=f.dtype) for f in cached[0]["features"]]
+            for i, it in enumerate(items):
+                for b, f in enumerate(it.get("features", ())):
+                    batch["features"][b][i] = f
+    return batch

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from vlm_sweeps.data.transforms import ImageTransform
 from vlm_sweeps.models.llm import build_llm, enable_grad_checkpointing
 from vlm_sweeps.models.projector import Projector
@@ -26,7 +28,10 @@ def build_vlm(cfg: Any, tokenizer, dtype=None) -> VisionLanguageModel:
     if scale.grad_checkpointing:
         enable_grad_checkpointing(llm)
     projector = Projector(cfg.encoder.projector, fused_dim(backbones), llm.config.hidden_size)
-    return VisionLanguageModel(backbones, projector, llm, pad_token_id=tokenizer.pad_token_id)
+    # frozen features in half precision (the feature cache's, features.py): bf16 for bf16 runs
+    feature_dtype = torch.bfloat16 if scale.precision == "bf16" else torch.float16
+    return VisionLanguageModel(backbones, projector, llm, pad_token_id=tokenizer.pad_token_id,
+                               feature_dtype=feature_dtype)
 
 
 def image_transforms(cfg: Any, model: VisionLanguageModel) -> list[ImageTransform]:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from vlm_sweeps import naming
 from vlm_sweeps.data.instruct import InstructDataset, collate
 from vlm_sweeps.data.samplers import batch_stream, micro_batches, steps_for
+from vlm_sweeps.features import FrozenFeatures
 from vlm_sweeps.models.vlm import IGNORE_INDEX
 from vlm_sweeps.train.checkpoint import set_rng_state
 from vlm_sweeps.train.stages import make_optimizer, make_scheduler, set_trainable
@@ -35,10 +36,33 @@ class StageResult:
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
-    px = batch["pixel_values"]
-    return {"pixel_values": [p.to(device, non_blocking=True) for p in px] if px is not None else None,
-            "input_ids": [t.to(device) for t in batch["input_ids"]],
-            "labels": [t.to(device) for t in batch["labels"]]}
+    moved = dict(batch)
+    for key in ("pixel_values", "features"):
+        if batch.get(key) is not None:
+            moved[key] = [t.to(device, non_blocking=True) for t in batch[key]]
+    moved["input_ids"] = [t.to(device) for t in batch["input_ids"]]
+    moved["labels"] = [t.to(device) for t in batch["labels"]]
+    return moved
+
+
+def _image_inputs(model, batch: dict, features: FrozenFeatures | None) -> dict:
+    """The model's image arguments for a batch: pixels, or (feature cache) per-backbone features,
+    the cached rows as read and the missing ones encoded now and stored for the next epoch or run."""
+    if batch["pixel_values"] is None and batch.get("features") is None:
+        return {"pixel_values": None}
+    if features is None or "image_keys" not in batch:
+        return {"pixel_values": batch["pixel_values"]}
+    rows, found = batch["missing"], batch["features"]
+    if rows:
+        with torch.no_grad():
+            fresh = model.backbone_features(batch["pixel_values"])
+        features.store([batch["image_keys"][i] for i in rows], fresh)
+        if found is None:  # nothing was cached: the rows are the batch, in order
+            found = fresh
+        else:
+            index = torch.tensor(rows, device=found[0].device)
+            found = [f.index_copy(0, index, new.to(f.dtype)) for f, new in zip(found, fresh)]
+    return {"pixel_values": None, "image_features": found}
 
 
 def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, *, seed: int,
@@ -85,7 +109,7 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
         if fail_at_step is not None and step_offset + step == fail_at_step:
             raise RuntimeError(f"injected failure at step {fail_at_step} (run.fail_at_step)")
         amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        loss_value, n = _forward_backward(model, [next(micro_iter) for _ in parts], device, amp)
+        loss_value, n = _forward_backward(model, [next(micro_iter) for _ in parts], device, amp, dataset.features)
         # clip the global norm of the trainable params only (frozen ones have no grad)
         torch.nn.utils.clip_grad_norm_(trainable, hparams.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
@@ -112,7 +136,8 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
 
 
 
-def _forward_backward(model, parts: list[dict], device: torch.device, amp) -> tuple[float, int]:
+def _forward_backward(model, parts: list[dict], device: torch.device, amp,
+                      features: FrozenFeatures | None = None) -> tuple[float, int]:
     """Gradients of one optimizer step's batch, given as CPU micro-batches; returns (batch loss, samples).
 
     One part: the LLM's mean loss over the batch's target tokens. Several: each part's summed
@@ -123,7 +148,8 @@ def _forward_backward(model, parts: list[dict], device: torch.device, amp) -> tu
     if len(parts) == 1:
         batch = _to_device(parts[0], device)
         with amp:
-            loss = model(batch["pixel_values"], batch["input_ids"], batch["labels"]).loss
+            loss = model(input_ids=batch["input_ids"], labels=batch["labels"],
+                         **_image_inputs(model, batch, features)).loss
         loss.backward()
         return loss.item(), len(batch["input_ids"])
     targets = max(1, sum(int((lab != IGNORE_INDEX).sum()) for part in parts for lab in part["labels"]))
@@ -131,7 +157,8 @@ def _forward_backward(model, parts: list[dict], device: torch.device, amp) -> tu
     for part in parts:
         batch = _to_device(part, device)
         with amp:
-            loss = model(batch["pixel_values"], batch["input_ids"], batch["labels"], num_items_in_batch=targets).loss
+            loss = model(input_ids=batch["input_ids"], labels=batch["labels"], num_items_in_batch=targets,
+                         **_image_inputs(model, batch, features)).loss
         loss.backward()
         total += loss.item()
         n += len(batch["input_ids"])

@@ -1,0 +1,182 @@
+"""The frozen-feature cache: a frozen vision backbone's patch features of an image, computed once
+and reused across epochs and across the runs of a sweep.
+
+Content-addressed on disk, under `<paths.cache_dir>/features/` (or `run.feature_cache_dir`):
+
+    <space>/<image[:2]>/<image>.npy
+
+- `space` is a digest of everything the features depend on besides the image: the backbone's
+  class and weights (every tensor's bytes), the image transform (resize strategy, resolution,
+  normalisation, interpolation), the storage dtype and the torch version.
+- `image` is a digest of the image file's bytes (not its path: the same picture under two names is
+  one entry, an edited file is a new one).
+
+Half precision: features are stored as fp16 (bf16 for bf16 runs), and a frozen encoder's features
+are rounded to that dtype whether the cache is on or off (models/vlm.py), so a run gives the same
+result with and without it. The vision towers are batch-invariant on CPU (tested), so features
+computed in another batch, epoch or run are bit-identical; on GPU, kernels may differ by batch
+shape in the last bits before rounding.
+
+Safe when several jobs fill it at once: an entry is written to a temp file and renamed into place,
+so a reader sees a whole entry or none; two writers of one entry write the same bytes. A reader
+that finds a torn entry (a crash between write and rename cannot leave one, a full disk can)
+drops it and recomputes. Bounded: after a stage fills it, least-recently-used entries (by mtime,
+refreshed on every hit) are removed until the cache is under `max_bytes`; an entry evicted under
+another job's feet is a miss there, recomputed, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+_BITS = {torch.float16: np.uint16, torch.bfloat16: np.uint16}
+
+
+def image_key(path: Path | str) -> str:
+    """Digest of an image file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.blake2b(f.read(), digest_size=16).hexdigest()
+
+
+def space_key(backbone: torch.nn.Module, transform, dtype: torch.dtype) -> str:
+    """Digest of everything a backbone's features depend on besides the image."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{type(backbone).__module__}.{type(backbone).__qualname__}|{getattr(backbone, 'kind', '')}|"
+             f"{transform!r}|{dtype}|torch {torch.__version__}".encode())
+    for name, tensor in backbone.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    written: int = 0
+    evicted: int = 0
+
+
+class FeatureCache:
+    """Entries of one or more feature spaces under `root`, at most `max_bytes` in all."""
+
+    def __init__(self, root: Path | str, max_bytes: int, dtype: torch.dtype = torch.float16):
+        if dtype not in _BITS:
+            raise ValueError(f"feature cache dtype must be float16 or bfloat16, not {dtype}")
+        self.root = Path(root)
+        self.max_bytes = int(max_bytes)
+        self.dtype = dtype
+        self.stats = CacheStats()
+
+    def path(self, space: str, image: str) -> Path:
+        return self.root / space / image[:2] / f"{image}.npy"
+
+    def get(self, space: str, image: str) -> torch.Tensor | None:
+        path = self.path(space, image)
+        try:
+            bits = np.load(path, allow_pickle=False)
+            os.utime(path)  # recency, for eviction
+        except FileNotFoundError:
+            self.stats.misses += 1
+            return None
+        except (OSError, ValueError) as err:  # torn or foreign file: drop it, recompute
+            log.warning("feature cache: dropping unreadable entry %s (%s)", path, err)
+            path.unlink(missing_ok=True)
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return torch.from_numpy(bits).view(self.dtype)
+
+    def put(self, space: str, image: str, features: torch.Tensor) -> None:
+        path = self.path(space, image)
+        if path.exists():
+            return
+        bits = features.detach().to("cpu", self.dtype).contiguous().view(torch.int16).numpy().view(np.uint16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, bits, allow_pickle=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.stats.written += 1
+
+    def size(self) -> int:
+        return sum(size for _, size, _ in self._entries())
+
+    def _entries(self) -> list[tuple[Path, int, float]]:
+        found = []
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if not name.endswith(".npy"):
+                    continue
+                path = Path(folder) / name
+                try:
+                    st = path.stat()
+                except FileNotFoundError:  # evicted by another job meanwhile
+                    continue
+                found.append((path, st.st_size, st.st_mtime))
+        return found
+
+    def evict(self) -> int:
+        """Remove least-recently-used entries until the cache holds at most `max_bytes`."""
+        entries = self._entries()
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for path, size, _ in sorted(entries, key=lambda e: e[2]):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        self.stats.evicted += removed
+        if removed:
+            log.info("feature cache: evicted %d entries to stay under %.2f GB", removed, self.max_bytes / 1e9)
+        return removed
+
+
+class FrozenFeatures:
+    """The cache as one job's dataset and training loop see it: one space per backbone."""
+
+    def __init__(self, cache: FeatureCache, spaces: Sequence[str]):
+        self.cache = cache
+        self.spaces = list(spaces)
+
+    @classmethod
+    def for_model(cls, cache: FeatureCache, model, transforms) -> "FrozenFeatures":
+        return cls(cache, [space_key(bb, t, cache.dtype) for bb, t in zip(model.encoder, transforms)])
+
+    def lookup(self, image: str) -> list[torch.Tensor] | None:
+        """Every backbone's features of `image`, or None if any is missing."""
+        found = []
+        for space in self.spaces:
+            features = self.cache.get(space, image)
+            if features is None:
+                return None
+            found.append(features)
+        return found
+
+    def store(self, images: Sequence[str], features: Sequence[torch.Tensor]) -> None:
+        """features: one [M, N, C] tensor per backbone, rows in the order of `images`."""
+        for space, per_backbone in zip(self.spaces, features):
+            for image, row in zip(images, per_backbone):
+                self.cache.put(space, image, row)
+
+
+def open_cache(cfg, dtype: torch.dtype) -> FeatureCache:
+    root = cfg.run.feature_cache_dir or str(Path(cfg.paths.cache_dir) / "features")
+    return FeatureCache(Path(root).resolve(), int(cfg.run.feature_cache_max_gb * 1e9), dtype)
