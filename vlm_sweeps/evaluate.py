@@ -188,7 +188,9 @@ def evaluate_run(invocation: DictConfig) -> Outcome:
     target.weights = {}  # in the model now; a second copy of a 7B LLM's weights is not needed
     cache, key = job_cache(cfg, s.model, target.signature)  # the key the job itself evaluated with
     blind = bool(cfg.eval.blind)
-    answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device, blind=blind, autocast_dtype=s.autocast)
+    never_trained = all("encoder" not in stage.train for stage in cfg.optimization.stages)
+    answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device, blind=blind, autocast_dtype=s.autocast,
+                        features=job.frozen_features(cfg, s) if never_trained else None)
     try:
         result = run_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
                            max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,

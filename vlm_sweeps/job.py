@@ -222,9 +222,10 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
     return step
 
 
-def frozen_features(cfg: Any, s: Setup, stage: Any):
-    """The frozen-feature cache for a stage that does not train the encoder (None: off, or trained)."""
-    if not cfg.run.feature_cache or "encoder" in stage.train:
+def frozen_features(cfg: Any, s: Setup, stage: Any = None):
+    """The frozen-feature cache of the model's encoder as it is now, for a stage that does not train
+    it, or for evaluation (`stage` None); None when the cache is off or the stage trains the encoder."""
+    if not cfg.run.feature_cache or (stage is not None and "encoder" in stage.train):
         return None
     from vlm_sweeps.features import FrozenFeatures, open_cache
 
@@ -242,12 +243,19 @@ def evaluate(cfg: Any, s: Setup, blind: bool | None = None, skipped: list[str] |
 
     s.model.eval()
     cache, key = job_cache(cfg, s.model, identity.signature(cfg)) if cfg.eval.cache else (None, None)
+    never_trained = all("encoder" not in stage.train for stage in cfg.optimization.stages)
+    features = frozen_features(cfg, s) if never_trained else None
+    if features is not None:
+        s.feature_cache["eval"] = features.cache.stats
     answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device,
-                        blind=cfg.eval.blind if blind is None else blind, autocast_dtype=s.autocast)
+                        blind=cfg.eval.blind if blind is None else blind, autocast_dtype=s.autocast,
+                        features=features)
     result = run_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
                        max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,
                        seed=cfg.seed, progress=cfg.run.progress, cache=cache, model_key=key,
                        continue_on_missing=cfg.eval.continue_on_missing)
+    if features is not None:
+        features.cache.evict()
     if skipped is not None:
         skipped.extend(result.skipped)
     return result.metrics, result.predictions
@@ -265,10 +273,6 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
     timings["setup_s"] = time.perf_counter() - t0
     step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
                  on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)))
-    for stage_name, stats in s.feature_cache.items():
-        tracker.client.set_tag(tracker.run_id, f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
-                               f"hits={stats.hits} misses={stats.misses} written={stats.written} "
-                               f"evicted={stats.evicted}")
     for part, n in count_parameters(s.model).items():
         tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()
@@ -277,6 +281,10 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
     if skipped:
         tracker.client.set_tag(tracker.run_id, naming.TAG_SKIPPED_BENCHMARKS, ",".join(skipped))
     timings["eval_s"] = time.perf_counter() - t_eval
+    for stage_name, stats in s.feature_cache.items():
+        tracker.client.set_tag(tracker.run_id, f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
+                               f"hits={stats.hits} misses={stats.misses} written={stats.written} "
+                               f"evicted={stats.evicted}")
     timings["job_s"] = time.perf_counter() - t0
     tracker.log_metrics(metrics, step)
     tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)

@@ -14,7 +14,6 @@ from vlm_sweeps.data.transforms import letterbox
 from vlm_sweeps.export import export_llava
 from vlm_sweeps.models.builder import build_vlm, image_transforms
 from vlm_sweeps.models.prompts import get_format, question_prompt
-from vlm_sweeps.train.stages import set_trainable
 
 CASES = [("clip", "llama2", "naive"), ("siglip", "mistral", "crop"), ("clip_224", "vicuna_v15", "letterbox")]
 
@@ -40,8 +39,10 @@ def test_exported_llava_gives_our_logits(encoder, llm, resize, small_world, sess
     image, prompt = _image(), question_prompt(get_format(cfg.llm.prompt), "What colour is the square?")
     ids, _ = encode_segments(tok, [(prompt, False)], 10_000)  # [BOS] + prompt, as in training
     with torch.no_grad():
+        rounding, model.feature_dtype = model.feature_dtype, None  # the architecture alone: bit-exact
         embeds, mask, pos, _ = model.build_inputs(model.encode_images([transform(image)[None]]), [ids])
         ours = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).logits
+        model.feature_dtype = rounding
 
     if resize == "letterbox":  # the documented step before the processor
         image = letterbox(image, tuple(notes["letterbox_fill"]))
@@ -57,9 +58,8 @@ def test_exported_llava_gives_our_logits(encoder, llm, resize, small_world, sess
     print(f"{encoder}+{llm} ({resize}): max abs logit difference {diff:.3g} over {tuple(ours.shape)}")
     assert theirs.shape == ours.shape and diff < 1e-4
 
-    # Trained and frozen, our encoder's features are rounded to half precision (the feature
-    # cache's); the LLaVA class keeps them in fp32: the export records it, the logits stay close.
-    set_trainable(model, [])
+    # Frozen (always, at evaluation), our encoder's features are rounded to half precision (the
+    # feature cache's); the LLaVA class keeps them in fp32: the export records it, logits stay close.
     with torch.no_grad():
         embeds, mask, pos, _ = model.build_inputs(model.encode_images([transform(_image())[None]]), [ids])
         rounded = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).logits

@@ -46,6 +46,8 @@ def test_results_are_equal_with_and_without_the_cache_and_features_are_reused(tm
     mistral = job("llm=mistral", "tracking.experiment=on")
     again = _stats(client, mistral.run_id)
     assert again["misses"] == again["written"] == 0 and again["hits"] == first["hits"] + first["misses"]
+    evaluation = _stats(client, on.run_id, "eval"), _stats(client, mistral.run_id, "eval")
+    assert evaluation[0]["written"] > 0 and evaluation[1]["hits"] > 0 and evaluation[1]["misses"] == 0
     mistral_off = job("llm=mistral", "run.feature_cache=false", "tracking.experiment=off", root="off")
     assert mistral.metrics == mistral_off.metrics
     assert _curve(client, mistral.run_id) == _curve(client, mistral_off.run_id)

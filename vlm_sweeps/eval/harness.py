@@ -18,6 +18,7 @@ from PIL import Image
 from vlm_sweeps.data.instruct import load_image
 from vlm_sweeps.data.transforms import ImageTransform
 from vlm_sweeps.eval.examples import EvalExample
+from vlm_sweeps.features import FrozenFeatures, image_key
 from vlm_sweeps.models.prompts import PromptFormat, question_prompt
 from vlm_sweeps.models.vlm import VisionLanguageModel
 
@@ -44,6 +45,25 @@ class Answerer:
     device: torch.device
     blind: bool = False  # control: every image replaced by a blank one of the same size
     autocast_dtype: torch.dtype | None = None
+    features: FrozenFeatures | None = None  # the frozen-feature cache of an encoder never trained
+
+    def _image_embeds(self, examples: Sequence[EvalExample]) -> torch.Tensor | None:
+        """Projected patches of the batch's images: encoded, or read from the feature cache (and
+        the missing ones encoded and stored)."""
+        if examples[0].image is None:
+            return None
+        if self.features is None or self.blind:
+            return self.model.encode_images(self._pixels(examples))
+        keys = [image_key(ex.image) for ex in examples]
+        found = [self.features.lookup(key) for key in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            fresh = self.model.backbone_features(self._pixels([examples[i] for i in missing]))
+            self.features.store([keys[i] for i in missing], fresh)
+            for j, i in enumerate(missing):
+                found[i] = [f[j] for f in fresh]
+        per_backbone = [torch.stack([f[b].to(self.device) for f in found]) for b in range(len(found[0]))]
+        return self.model.project(per_backbone)
 
     def _pixels(self, examples: Sequence[EvalExample]) -> list[torch.Tensor] | None:
         if examples[0].image is None:
@@ -77,8 +97,7 @@ class Answerer:
         """Greedy decoding of a batch; stops per row at EOS."""
         model, llm = self.model, self.model.llm
         with self._autocast():
-            pixels = self._pixels(examples)
-            image_embeds = model.encode_images(pixels) if pixels is not None else None
+            image_embeds = self._image_embeds(examples)
             ids = [torch.tensor(self._prompt_ids(ex), device=self.device) for ex in examples]
             embeds, mask, pos, _ = model.build_inputs(image_embeds, ids, padding_side="left")
             # logits_to_keep=1: the prefill only needs the last position's logits
@@ -110,8 +129,7 @@ class Answerer:
         """For each example, the candidate in `choices` with the highest summed log-probability."""
         model = self.model
         with self._autocast():
-            pixels = self._pixels(examples)
-            image_embeds = model.encode_images(pixels) if pixels is not None else None
+            image_embeds = self._image_embeds(examples)
             rows, owners, candidates, spans = [], [], [], []
             for i, ex in enumerate(examples):
                 prompt = self._prompt_ids(ex)

@@ -45,8 +45,9 @@ class VisionLanguageModel(nn.Module):
 
         A frozen encoder's features are rounded to `feature_dtype` (half precision), the precision
         the frozen-feature cache stores (features.py), so results do not depend on the cache."""
-        frozen = not any(p.requires_grad for p in self.encoder.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+        # frozen: nothing trains it here (frozen parameters, or no gradients at all, as in evaluation)
+        frozen = not (torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters()))
+        with torch.set_grad_enabled(not frozen):
             features = [bb(px) for bb, px in zip(self.encoder, pixel_values)]
         if frozen and self.feature_dtype is not None:
             features = [f.to(self.feature_dtype) for f in features]
