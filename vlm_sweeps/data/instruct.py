@@ -36,6 +36,11 @@ def load_image(path, where: str) -> Image.Image:
         raise DataError(f"{where}: cannot read image {path}: {err}") from err
 
 
+# Datasets up to this many records keep their tokenized records in memory for later epochs (a few
+# hundred MB at most); beyond it (the full-scale mixes: 558K and 665K) records are tokenized on every read.
+MEMO_RECORDS = 100_000
+
+
 class InstructDataset(Dataset):
     """Records -> items. With `features` (the frozen-feature cache of the stage's encoder), an
     image whose features are cached is neither read nor transformed: the item carries its
@@ -49,6 +54,7 @@ class InstructDataset(Dataset):
         self.max_seq_len, self.num_patches = max_seq_len, num_patches
         self.features = features
         self._image_keys: dict[int, str] = {}
+        self._tokens: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # tokenized once, reused by later epochs
 
     def __len__(self) -> int:
         return len(self.records)
@@ -64,9 +70,14 @@ class InstructDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        segments = conversation_segments(self.fmt, list(record.conversations), self.tokenizer.eos_token)
-        budget = self.max_seq_len - (self.num_patches if record.is_multimodal else 0)
-        input_ids, labels = encode_segments(self.tokenizer, segments, budget)
+        tokens = self._tokens.get(index)
+        if tokens is None:
+            segments = conversation_segments(self.fmt, list(record.conversations), self.tokenizer.eos_token)
+            budget = self.max_seq_len - (self.num_patches if record.is_multimodal else 0)
+            tokens = encode_segments(self.tokenizer, segments, budget)
+            if len(self.records) <= MEMO_RECORDS:
+                self._tokens[index] = tokens
+        input_ids, labels = tokens
         item = {"input_ids": input_ids, "labels": labels, "pixel_values": None}
         if record.is_multimodal and self.features is not None:
             key = self._image_keys.get(index)
