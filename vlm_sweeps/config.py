@@ -168,6 +168,9 @@ class RunConf:
     fail_at_step: Optional[int] = None  # fault injection: raise at this global step (resilience tests)
     dry_run: bool = False  # print parameter counts, memory and step-time estimates; load and train nothing
     check_images: bool = True  # real mixes: every image file must exist before the model loads
+    # Jobs with the same align signature (identity.align_signature) share one align stage: the first
+    # trains it into <paths.runs_dir>/align-<align signature>/align.pt, the others load it.
+    share_align: bool = True
 
 
 @dataclass

@@ -22,6 +22,10 @@ TAG_GIT_COMMIT = TAG_PREFIX + "git_commit"
 TAG_TOTAL_STEPS = TAG_PREFIX + "total_steps"  # optimizer steps of the whole stage plan
 TAG_SLURM_JOB_ID = TAG_PREFIX + "slurm_job_id"
 TAG_SKIPPED_BENCHMARKS = TAG_PREFIX + "skipped_benchmarks"  # benchmarks whose files were missing
+# Two-stage runs: the hash of what their align stage depends on (identity.align_signature), and
+# "trained" (the align stage ran in this job) or "reused" (loaded from the shared align checkpoint).
+TAG_ALIGN_SIGNATURE = TAG_PREFIX + "align_signature"
+TAG_ALIGN_SOURCE = TAG_PREFIX + "align_source"
 BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>  # "<array job>_<task>" or the plain job id
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"
