@@ -1,6 +1,7 @@
 """A shared align stage changes what a sweep costs, never what it computes: a job that loads
-another job's align ends with exactly the metrics and finetune curve of the same job aligning
-itself; a job interrupted inside a shared align resumes it into its own MLflow run."""
+another job's align (and is interrupted in its finetune, and resumes) ends with exactly the
+metrics and curves of the same job aligning itself; a job interrupted inside a shared align
+resumes it into its own MLflow run."""
 
 import pytest
 import torch
@@ -29,13 +30,17 @@ def store(tmp_path, small_world, session_root, clean_env):
     return args, MlflowClient(uri)
 
 
-def test_reused_align_gives_what_aligning_itself_gives(tmp_path, store):
+def test_reused_align_gives_what_aligning_itself_gives_also_after_a_resume(tmp_path, store):
     args, client = store
     own = run_job(compose(JOB + args("own") + ["run.share_align=false"], root=tmp_path / "own"))
     assert not list((tmp_path / "own" / "runs").glob("align-*"))  # sharing off: nothing shared
 
     first = run_job(compose(SAME_ALIGN + args("shared"), root=tmp_path / "shared"))  # trains the align
-    reused = run_job(compose(JOB + args("shared"), root=tmp_path / "shared"))  # loads it
+    # loads it; fails in its finetune (steps 3..9), then resumes from its own checkpoint at step 4
+    with pytest.raises(RuntimeError, match="injected failure at step 5"):
+        run_job(compose(JOB + args("shared") + ["run.fail_at_step=5"], root=tmp_path / "shared"))
+    reused = run_job(compose(JOB + args("shared"), root=tmp_path / "shared"))
+    assert client.get_run(reused.run_id).data.tags[naming.TAG_PREFIX + "resumed_from_step"] == "4"
     sig = align_signature(compose(JOB))
     assert (tmp_path / "shared" / "runs" / f"align-{sig}" / "align.pt").is_file()
 
