@@ -58,6 +58,8 @@ def group(jobs: list[FrozenJob], active: dict[str, str], min_group: int) -> list
     for job in jobs:
         if not job.config["run"].get("share_align", True):
             continue
+        if job.resources.get("nodes", 1) * job.resources.get("tasks_per_node", 1) > 1:
+            continue  # several processes: the job aligns itself (vlm_sweeps.train.shared_align.SharedAlign.of)
         signature = align_signature(job.view if job.view is not None else OmegaConf.create(job.config))
         if signature is None:
             continue

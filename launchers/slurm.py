@@ -229,7 +229,7 @@ def _report(record: manifest.Manifest, submitted: list[tuple], align_submitted: 
         print(f"  array {array_id}: {len(classes)} jobs, resource class {classes[0]}{wait}")
     reused = [a for a in record.aligns if a.skipped == "exists"]
     if reused:
-        print(f"  {len(reused)} align stages already trained (loaded by their jobs): "
+        print(f"  {len(reused)} align stage{'s' if len(reused) > 1 else ''} already trained (loaded by their jobs): "
               + ", ".join(a.align_signature for a in reused))
     if skipped["finished"]:
         print(f"  {len(skipped['finished'])} already finished (skipped): "

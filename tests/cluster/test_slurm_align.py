@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from launchers import manifest
+from launchers.cluster import job_states
+from tests.cluster.conftest import TERMINAL_STATES
 from tests.cluster.test_slurm_launcher import COMMON, cache_args, job_runs, latest, status, submit  # noqa: F401
 
 pytestmark = pytest.mark.cluster
@@ -19,22 +22,14 @@ SWEEP = ["optimization=two_stage", "epochs=1,2"]
 
 def wait_for(cluster, job_ids: list[str], timeout: float) -> dict[str, str]:
     """sacct states of these jobs (array tasks as `<id>_<n>`) once all are terminal."""
-    from launchers.cluster import job_states
-
     deadline = time.monotonic() + timeout
     while True:
         states = {j: s.state for j, s in job_states(job_ids).items() if j in job_ids}
-        if len(states) == len(job_ids) and all(s in cluster_terminal() for s in states.values()):
+        if len(states) == len(job_ids) and all(s in TERMINAL_STATES for s in states.values()):
             return states
         assert time.monotonic() < deadline, f"not finished after {timeout}s: {states}\n" + \
             cluster.run("squeue", "-a", check=False).stdout
         time.sleep(0.5)
-
-
-def cluster_terminal() -> set[str]:
-    from tests.cluster.conftest import TERMINAL_STATES
-
-    return TERMINAL_STATES
 
 
 def sacct_times(cluster, job_ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -69,16 +64,26 @@ def test_one_align_job_then_two_jobs_after_it(slurm_cluster, cache_args, tmp_pat
     assert {r.data.tags["vlm_sweeps.align_source"] for r in runs} == {"reused"}  # trained once, by the align job
     assert {r.data.tags["vlm_sweeps.align_signature"] for r in runs} == {entry.align_signature}
     assert Path(entry.path).is_file()
+    client = MlflowClient(record.tracking_uri)
     for run in runs:  # the align's curve is in each run (steps 1-2 here), then its own finetune
-        from mlflow.tracking import MlflowClient
-
-        steps = [m.step for m in MlflowClient(record.tracking_uri).get_metric_history(run.info.run_id, "train/loss")]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
         assert min(steps) <= 2 < max(steps)
 
     report = status(tmp_path)
     align_line = next(line for line in report.splitlines() if line.strip().startswith(entry.align_signature))
     assert " finished " in align_line and "COMPLETED" in align_line, report
     assert "2 finished" in report
+
+    # a later sweep needing the same align: no align job, no dependency, it loads the align
+    again, _ = submit(["optimization=two_stage", "epochs=3", *COMMON, *cache_args], tmp_path)
+    later = latest(tmp_path)
+    assert "align job" not in again.stdout and "1 align stage already trained" in again.stdout, again.stdout
+    (job,) = later.jobs
+    assert later.aligns[0].skipped == "exists" and job.depends_on is None
+    assert "Dependency=(null)" in slurm_cluster.run("scontrol", "show", "job", "-o", job.job_id).stdout
+    assert wait_for(slurm_cluster, [job.job_id], timeout=300) == {job.job_id: "COMPLETED"}
+    (run,) = [r for r in job_runs(record.tracking_uri) if r.data.params["epochs"] == "3.0"]
+    assert run.info.status == "FINISHED" and run.data.tags["vlm_sweeps.align_source"] == "reused"
 
 
 def test_a_failed_align_job_cancels_its_jobs(slurm_cluster, cache_args, tmp_path):  # noqa: F811

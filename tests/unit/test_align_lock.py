@@ -61,3 +61,16 @@ def test_two_processes_wanting_one_align_train_it_once(tmp_path):
     assert a["steps"] == b["steps"] == 2
     assert (tmp_path / "align-abc123" / "align.pt").is_file()
     assert not (tmp_path / "align-abc123" / "checkpoint.pt").exists()
+
+
+def test_no_sharing_when_off_single_stage_or_several_processes(tmp_path, monkeypatch):
+    from tests.conftest import compose
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    shared = SharedAlign.of(compose(["optimization=two_stage"], root=tmp_path))
+    assert shared is not None and shared.folder.parent == tmp_path / "runs"
+    assert SharedAlign.of(compose(["optimization=two_stage", "run.share_align=false"])) is None
+    assert SharedAlign.of(compose(["optimization=single_stage"])) is None
+    monkeypatch.setenv("WORLD_SIZE", "2")  # rank 0 alone under the lock would deadlock the others
+    assert SharedAlign.of(compose(["optimization=two_stage"])) is None

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -37,6 +38,11 @@ TRAINED, REUSED = "trained", "reused"  # values of the tag naming.TAG_ALIGN_SOUR
 _NO_LOCKS = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 
+def processes() -> int:
+    """Processes of this job (torchrun's WORLD_SIZE, else SLURM's task count)."""
+    return int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS") or 1)
+
+
 class SharedAlign:
     """The align checkpoint of one align signature, in `<runs_dir>/align-<signature>/`."""
 
@@ -52,6 +58,9 @@ class SharedAlign:
         `run.share_align=false`."""
         signature = identity.align_signature(cfg)
         if signature is None or not cfg.run.share_align:
+            return None
+        if processes() > 1:  # rank 0 would train under the lock while the others wait on it: a deadlock
+            log.warning("align %s not shared: a job of several processes aligns itself", signature)
             return None
         return cls(Path(cfg.paths.runs_dir).resolve(), signature, cfg.run.checkpoint_every)
 
