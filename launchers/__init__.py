@@ -3,5 +3,6 @@
 
 Modules: `freeze` (one job's config, resolved at submit time), `resources` (resource classes),
 `cluster` (SLURM queries), `store` (tracking-store lookups), `manifest` (what a submit recorded),
-`slurm` (the submit itself), `entry` (what runs on the node), `status` (the table).
+`align` (jobs sharing an align stage wait for one align job), `slurm` (the submit itself), `entry`
+(what runs on the node), `status` (the table).
 """

@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    table, metric = status.rows(record, args.metric)
-    print(status.render(record, table, metric))
+    table, metric, aligns = status.rows(record, args.metric)
+    print(status.render(record, table, metric, aligns))
     return 0
 
 

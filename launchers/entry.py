@@ -1,4 +1,5 @@
-"""What runs on the node: one frozen job config handed to `vlm_sweeps.job.run_job`.
+"""What runs on the node: one frozen job config handed to `vlm_sweeps.job.run_job` (`SweepJob`), or
+to `vlm_sweeps.job.run_align` (`AlignJob`: the shared align stage a group of jobs depends on).
 
 Checkpointable (submitit): on preemption or time-out, submitit calls `checkpoint`, requeues the
 job with this same object (same frozen config) and exits; the requeued job calls `run_job`
@@ -89,6 +90,29 @@ class SweepJob(submitit.helpers.Checkpointable):
             client.update_run(run_id, status="RUNNING")
         except Exception as err:  # the requeue matters more than the tag; never fail it
             log.warning("could not mark the run of %s as requeued: %s", self.signature, err)
+
+
+class AlignJob(submitit.helpers.Checkpointable):
+    """The align job of a group of jobs sharing one align stage: trains it into its shared
+    checkpoint (`vlm_sweeps.job.run_align`) and exits; the group's jobs start after it succeeded
+    (`afterok`). Requeued on preemption or time-out, it resumes the align from its last checkpoint."""
+
+    def __init__(self, config: dict, align_signature: str) -> None:
+        self.config = config  # the frozen config of one of the jobs sharing the align
+        self.align_signature = align_signature
+
+    def __call__(self) -> dict[str, str]:
+        from omegaconf import OmegaConf
+
+        from vlm_sweeps.job import run_align
+
+        _configure_logging()
+        scrub_environment()
+        return run_align(OmegaConf.create(self.config))
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        log.warning("align job %s interrupted: requeueing; it resumes from its last checkpoint", self.align_signature)
+        return super().checkpoint(*args, **kwargs)
 
 
 def _configure_logging() -> None:

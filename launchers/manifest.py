@@ -1,5 +1,5 @@
 """What one `-m ... hydra/launcher=slurm` recorded: per job its signature, overrides, axes, resource
-class and SLURM job id (or why it was not submitted). One JSON file per sweep under
+class and SLURM job id (or why it was not submitted), and the shared align jobs they depend on. One JSON file per sweep under
 `<paths.root>/slurm/`, written atomically; `python -m launchers status` reads it."""
 
 from __future__ import annotations
@@ -24,6 +24,20 @@ class JobEntry:
     job_id: str | None = None  # SLURM id (`<array>_<index>`) when submitted
     skipped: str | None = None  # why not submitted: finished | active | duplicate
     run_id: str | None = None  # the FINISHED run that made it skip
+    align_signature: str | None = None  # of its align stage, when it shares one (launchers.align)
+    depends_on: str | None = None  # the align job it waits for (afterok)
+
+
+@dataclass
+class AlignEntry:
+    """A shared align stage the sweep's jobs need: its align job, or why it got none."""
+
+    align_signature: str
+    path: str  # its align.pt
+    members: list[int]  # nums of the jobs that share it
+    resource_class: str = "default"
+    job_id: str | None = None  # the align job (of this submit, or of an earlier one when skipped=active)
+    skipped: str | None = None  # no align job of this submit: exists | active | inline
 
 
 @dataclass
@@ -35,6 +49,7 @@ class Manifest:
     submitit_folder: str
     root: str  # paths.root of the jobs
     jobs: list[JobEntry] = field(default_factory=list)
+    aligns: list[AlignEntry] = field(default_factory=list)
 
     def path(self) -> Path:
         return folder(self.root) / f"{self.sweep_id}.json"
@@ -51,7 +66,8 @@ def write(manifest: Manifest) -> Path:
 def read(path: Path) -> Manifest:
     data: dict[str, Any] = json.loads(path.read_text())
     jobs = [JobEntry(**j) for j in data.pop("jobs")]
-    return Manifest(**data, jobs=jobs)
+    aligns = [AlignEntry(**a) for a in data.pop("aligns", [])]  # absent from older manifests
+    return Manifest(**data, jobs=jobs, aligns=aligns)
 
 
 def all_sweeps(root: str | Path) -> list[Path]:

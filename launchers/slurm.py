@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlm_sweeps import naming
 
-from launchers import cluster, manifest, resources, store
-from launchers.entry import LEAKY_ENV, SweepJob
+from launchers import align, cluster, manifest, resources, store
+from launchers.entry import LEAKY_ENV, AlignJob, SweepJob
 from launchers.freeze import Composer, FrozenJob, freeze, write_record
 
 log = logging.getLogger(__name__)
@@ -48,26 +48,36 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
     first = jobs[0].config
     entries = {job.num: manifest.JobEntry(job.num, job.signature, filter_overrides(job.overrides), job.axes,
                                           job.resource_class) for job in jobs}
-    todo = _select(jobs, entries, options, first["paths"]["root"])
+    active_jobs, active_aligns = _active(first["paths"]["root"]) if options["skip_active"] else ({}, {})
+    todo = _select(jobs, entries, options, active_jobs)
+    groups = align.group(todo, active_aligns, options["min_align_group"])
     t_selected = time.perf_counter()
 
     folder = Path(str(options["submitit_folder"])).resolve()
-    submitted = _submit(todo, options, sweep_id, folder)
+    submitted, align_submitted = _submit(todo, groups, options, sweep_id, folder)
     for job, slurm_job in submitted:
         entries[job.num].job_id = str(slurm_job.job_id)
+    aligns = []
+    for g in groups:
+        for member in g.members:
+            entries[member.num].align_signature, entries[member.num].depends_on = g.signature, g.job_id
+        aligns.append(manifest.AlignEntry(g.signature, str(g.path), [m.num for m in g.members],
+                                          g.members[0].resource_class, g.job_id, g.skipped))
     record = manifest.Manifest(sweep_id=sweep_id, submitted_at=datetime.now(timezone.utc).isoformat(),
                                tracking_uri=first["tracking"]["uri"], experiment=first["tracking"]["experiment"],
                                submitit_folder=str(folder), root=first["paths"]["root"],
-                               jobs=[entries[j.num] for j in jobs])
+                               jobs=[entries[j.num] for j in jobs], aligns=aligns)
     if initial_job_idx > 0 and record.path().is_file():  # a sweeper that launches in batches
-        record.jobs = [j for j in manifest.read(record.path()).jobs if j.num < initial_job_idx] + record.jobs
+        earlier = manifest.read(record.path())
+        record.jobs = [j for j in earlier.jobs if j.num < initial_job_idx] + record.jobs
+        record.aligns = earlier.aligns + record.aligns
     manifest.write(record)
     t_done = time.perf_counter()
 
-    _report(record, submitted, {"freeze": t_frozen - t0, "lookup": t_selected - t_frozen,
-                                "submit": t_done - t_selected, "total": t_done - t0})
+    _report(record, submitted, align_submitted, {"freeze": t_frozen - t0, "lookup": t_selected - t_frozen,
+                                                 "submit": t_done - t_selected, "total": t_done - t0})
     if options["wait"]:
-        return _wait(jobs, entries, submitted, config)
+        return _wait(jobs, entries, submitted, config, dict(align_submitted))
     return [_job_return(job, config, JobStatus.COMPLETED, _summary(entries[job.num])) for job in jobs]
 
 
@@ -84,8 +94,9 @@ def _validate(jobs: list[FrozenJob]) -> None:
 
 
 def _select(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], options: dict[str, Any],
-            root: str) -> list[FrozenJob]:
-    """The jobs to submit; the others get `skipped` (and the finished run) in their entry."""
+            active: dict[str, str]) -> list[FrozenJob]:
+    """The jobs to submit; the others get `skipped` (and the finished run) in their entry.
+    `active`: {signature: SLURM job id} of jobs of earlier submits still queued or running."""
     from vlm_sweeps import tracking
 
     def target(job: FrozenJob) -> tuple[str, str]:
@@ -96,7 +107,6 @@ def _select(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], option
         # the store's schema and the experiment exist before any job starts (jobs never race on them)
         tracking.ensure_experiment(*store_target)
         finished[store_target] = store.job_runs(*store_target, finished_only=True) if options["skip_finished"] else {}
-    active = _active_signatures(root) if options["skip_active"] else {}
     todo, seen = [], set()
     for job in jobs:
         entry, done = entries[job.num], finished[target(job)]
@@ -112,17 +122,23 @@ def _select(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], option
     return todo
 
 
-def _active_signatures(root: str) -> dict[str, str]:
-    """{signature: SLURM job id} of jobs from earlier submits under `root` still queued or running."""
-    earlier = {}
+def _active(root: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Of earlier submits under `root`, what is still queued or running: ({signature: SLURM job
+    id} of jobs, {align signature: SLURM job id} of align jobs)."""
+    earlier, earlier_aligns = {}, {}
     for path in manifest.all_sweeps(root):
-        for entry in manifest.read(path).jobs:
+        record = manifest.read(path)
+        for entry in record.jobs:
             if entry.job_id and not entry.skipped:
                 earlier[entry.job_id] = entry.signature
-    if not earlier:
-        return {}
+        for a in record.aligns:
+            if a.job_id and not a.skipped:
+                earlier_aligns[a.job_id] = a.align_signature
+    if not earlier and not earlier_aligns:
+        return {}, {}
     alive = cluster.alive_jobs() or set()
-    return {sig: job_id for job_id, sig in earlier.items() if job_id in alive}
+    return ({sig: job_id for job_id, sig in earlier.items() if job_id in alive},
+            {sig: job_id for job_id, sig in earlier_aligns.items() if job_id in alive})
 
 
 @contextlib.contextmanager
@@ -135,29 +151,47 @@ def _clean_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _submit(jobs: list[FrozenJob], options: dict[str, Any], sweep_id: str, folder: Path) -> list[tuple]:
-    """One array per resource class, cut at the array limit; [(job, submitit job)]."""
+def _submit(jobs: list[FrozenJob], groups: list[align.AlignGroup], options: dict[str, Any], sweep_id: str,
+            folder: Path) -> tuple[list[tuple], list[tuple]]:
+    """The align jobs first, then the jobs, those of an align group depending on its align job;
+    returns ([(job, submitit job)], [(align signature, submitit job)])."""
+    needed = [g for g in groups if g.skipped is None]
+    aligns = _submit_arrays([(g, g.members[0].resources, AlignJob(g.config, g.signature), None) for g in needed],
+                            options, folder)
+    for g, handle in aligns:
+        g.job_id = str(handle.job_id)
+    dependency = {member.num: g.dependency for g in groups for member in g.members}
+    submitted = _submit_arrays([(job, job.resources, SweepJob(job.config, job.signature, sweep_id),
+                                 dependency.get(job.num)) for job in jobs], options, folder)
+    return submitted, [(g.signature, handle) for g, handle in aligns]
+
+
+def _submit_arrays(units: list[tuple[Any, dict, Any, str | None]], options: dict[str, Any],
+                   folder: Path) -> list[tuple]:
+    """Units (key, resources, callable, dependency) as one array per resource class and dependency,
+    cut at the array limit; [(key, submitit job)]."""
     import submitit
 
-    if not jobs:
+    if not units:
         return []
-    groups: dict[tuple, list[FrozenJob]] = {}
-    for job in jobs:
-        groups.setdefault(resources.class_key(job.resources), []).append(job)
+    groups: dict[tuple, list[tuple]] = {}
+    for unit in units:
+        groups.setdefault((resources.class_key(unit[1]), unit[3]), []).append(unit)
     limit = options["max_array_size"] or cluster.max_array_size()
     kwargs = {"slurm_max_num_timeout": options["max_num_timeout"]}
     if options["python"]:
         kwargs["slurm_python"] = options["python"]
     submitted = []
     with _clean_environment():
-        for members in groups.values():
+        for (_, dependency), members in groups.items():
             # an executor per class: parameters accumulate in one, and a CPU class must not inherit GPUs
             executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm", **kwargs)
-            executor.update_parameters(**resources.executor_parameters(options, members[0].resources))
+            executor.update_parameters(**align.dependent_parameters(
+                resources.executor_parameters(options, members[0][1]), dependency))
             for chunk in resources.chunks(members, limit):
                 with executor.batch():
-                    handles = [executor.submit(SweepJob(j.config, j.signature, sweep_id)) for j in chunk]
-                submitted += list(zip(chunk, handles))
+                    handles = [executor.submit(task) for _, _, task, _ in chunk]
+                submitted += [(key, handle) for (key, _, _, _), handle in zip(chunk, handles)]
     return submitted
 
 
@@ -173,18 +207,30 @@ def _job_return(job: FrozenJob, config: DictConfig, status: JobStatus, value: An
     return ret
 
 
-def _report(record: manifest.Manifest, submitted: list[tuple], seconds: dict[str, float]) -> None:
+def _report(record: manifest.Manifest, submitted: list[tuple], align_submitted: list[tuple],
+            seconds: dict[str, float]) -> None:
     """What the user sees on the terminal: how many jobs went where, and what was skipped."""
     jobs = record.jobs
     arrays: dict[str, list[str]] = {}
     for job, handle in submitted:
         arrays.setdefault(str(handle.job_id).split("_")[0], []).append(job.resource_class)
+    by_num = {entry.num: entry for entry in jobs}
+    after = {str(h.job_id).split("_")[0]: by_num[j.num].depends_on for j, h in submitted}
     skipped = {reason: [j for j in jobs if j.skipped == reason] for reason in ("finished", "active", "duplicate")}
     print(f"sweep {record.sweep_id}: submitted {len(submitted)} of {len(jobs)} jobs to SLURM "
           f"in {seconds['total']:.2f} s (freeze {seconds['freeze']:.2f} s, lookup {seconds['lookup']:.2f} s, "
           f"submit {seconds['submit']:.2f} s)")
+    if align_submitted:
+        ids = ", ".join(str(h.job_id) for _, h in align_submitted)
+        n = len(align_submitted)
+        print(f"  {n} align job{'s' if n > 1 else ''} ({ids}): each trains the align stage its jobs share, once")
     for array_id, classes in arrays.items():
-        print(f"  array {array_id}: {len(classes)} jobs, resource class {classes[0]}")
+        wait = f", after align job {after[array_id]} (afterok)" if after.get(array_id) else ""
+        print(f"  array {array_id}: {len(classes)} jobs, resource class {classes[0]}{wait}")
+    reused = [a for a in record.aligns if a.skipped == "exists"]
+    if reused:
+        print(f"  {len(reused)} align stage{'s' if len(reused) > 1 else ''} already trained (loaded by their jobs): "
+              + ", ".join(a.align_signature for a in reused))
     if skipped["finished"]:
         print(f"  {len(skipped['finished'])} already finished (skipped): "
               + ", ".join(j.signature for j in skipped["finished"]))
@@ -198,10 +244,12 @@ def _report(record: manifest.Manifest, submitted: list[tuple], seconds: dict[str
 
 
 def _wait(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], submitted: list[tuple],
-          config: DictConfig, poll_s: float = 5.0) -> list[JobReturn]:
-    """Block until every submitted job has ended for good (requeued attempts are not an end)."""
+          config: DictConfig, align_handles: dict[str, Any] | None = None, poll_s: float = 5.0) -> list[JobReturn]:
+    """Block until every submitted job has ended for good (requeued attempts are not an end); a
+    job whose align job failed ends too (SLURM cancels it: --kill-on-invalid-dep)."""
     handles = {job.num: handle for job, handle in submitted}
-    ids = [str(h.job_id) for h in handles.values()]
+    aligns = {str(h.job_id): h for h in (align_handles or {}).values()}
+    ids = [str(h.job_id) for h in handles.values()] + list(aligns)
     states: dict[str, cluster.SlurmState] = {}
     while ids:
         states = cluster.job_states(ids)
@@ -223,6 +271,11 @@ def _wait(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], submitte
             returns.append(_job_return(job, config, JobStatus.COMPLETED, handle.result()))
         else:
             state = states[str(handle.job_id)]
+            align_state = states.get(entry.depends_on or "")
+            if align_state is not None and align_state.state != "COMPLETED":
+                log_file = aligns[entry.depends_on].paths.stderr if entry.depends_on in aligns else "its submitit folder"
+                errors[entry.signature] = (f"its align job {entry.depends_on} ended {align_state.state}; "
+                                           f"align log: {log_file}")
             error = RuntimeError(f"job {handle.job_id} ({entry.signature}, {' '.join(entry.overrides)}) ended "
                                  f"{state.state} (exit {state.exit_code}): "
                                  f"{errors.get(entry.signature) or 'no error recorded'}; log: {handle.paths.stderr}")

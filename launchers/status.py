@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vlm_sweeps import naming
 
 from launchers import cluster, store
-from launchers.manifest import JobEntry, Manifest
+from launchers.manifest import AlignEntry, JobEntry, Manifest
 
 STATES = ("queued", "running", "requeued", "finished", "failed")
 _PENDING = {"PENDING", "CONFIGURING", "SUSPENDED", "RESIZING"}
@@ -82,14 +83,39 @@ def default_metric(runs: dict[str, Any]) -> str:
     return naming.headline_metric("synth_vqa")
 
 
-def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str]:
+@dataclass
+class AlignRow:
+    entry: AlignEntry
+    state: str  # queued | running | requeued | finished | failed, or "in a job" (no align job: INLINE)
+    slurm: str
+
+
+def align_rows(record: Manifest, slurm: dict[str, cluster.SlurmState]) -> list[AlignRow]:
+    """The shared align stages of the sweep: SLURM tells where the align job is, its align.pt
+    whether it succeeded."""
+    out = []
+    for entry in record.aligns:
+        done = Path(entry.path).is_file()
+        slurm_state = slurm.get(entry.job_id) if entry.job_id else None
+        state = job_state(slurm_state, "FINISHED" if done else None)
+        if entry.job_id is None and not done:
+            state = "in a job"  # trained by the first of its jobs that runs
+        label = f"{entry.job_id} {slurm_state.state}" if slurm_state else (entry.job_id or "-")
+        if entry.skipped:
+            label = f"{label} ({entry.skipped})" if entry.job_id else entry.skipped
+        out.append(AlignRow(entry, state, label))
+    return out
+
+
+def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str, list[AlignRow]]:
     from mlflow.tracking import MlflowClient
 
     runs = store.job_runs(record.tracking_uri, record.experiment)
     client = MlflowClient(tracking_uri=record.tracking_uri)
-    slurm = cluster.job_states([e.job_id for e in record.jobs if e.job_id])
+    slurm = cluster.job_states([e.job_id for e in record.jobs if e.job_id]
+                               + [a.job_id for a in record.aligns if a.job_id])
     metric = metric or default_metric({e.signature: runs[e.signature] for e in record.jobs if e.signature in runs})
-    out = []
+    out: list[Row] = []
     for entry in record.jobs:
         run = runs.get(entry.signature)
         slurm_state = slurm.get(entry.job_id) if entry.job_id else None
@@ -97,13 +123,18 @@ def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str]:
         label = f"{entry.job_id} {slurm_state.state}" if slurm_state else (entry.job_id or "-")
         if entry.skipped:
             label = f"{label} (skipped: {entry.skipped})" if entry.job_id else f"skipped: {entry.skipped}"
+        elif entry.depends_on and state == "queued":
+            label = f"{label} (after align {entry.depends_on})"
         value = run.data.metrics.get(metric) if run else None
         error = run.data.tags.get(naming.TAG_ERROR) if run and state == "failed" else None
+        align_state = slurm.get(entry.depends_on) if entry.depends_on else None
+        if state == "failed" and error is None and align_state is not None and align_state.state != "COMPLETED":
+            error = f"cancelled: its align job {entry.depends_on} ended {align_state.state}"
         out.append(Row(entry, state, label, _progress(client, run) if state != "queued" else "-", value, error))
-    return out, metric
+    return out, metric, align_rows(record, slurm)
 
 
-def render(record: Manifest, table: list[Row], metric: str) -> str:
+def render(record: Manifest, table: list[Row], metric: str, aligns: list[AlignRow] = ()) -> str:
     keys = varying_keys(record.jobs)
     header = ["signature", *keys, "state", "slurm", "progress", metric]
     lines = [header]
@@ -118,4 +149,14 @@ def render(record: Manifest, table: list[Row], metric: str) -> str:
     counts = {s: sum(r.state == s for r in table) for s in STATES}
     text.append(", ".join(f"{n} {s}" for s, n in counts.items() if n))
     text += [f"{row.entry.signature} failed: {row.error}" for row in table if row.error]
+    if aligns:
+        signatures = {entry.num: entry.signature for entry in record.jobs}
+        lines = [["align", "state", "slurm", "shared by"]]
+        for a in aligns:
+            shared_by = [signatures.get(n, f"#{n}") for n in a.entry.members]
+            more = f" +{len(shared_by) - 4} more" if len(shared_by) > 4 else ""
+            lines.append([a.entry.align_signature, a.state, a.slurm, " ".join(shared_by[:4]) + more])
+        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+        text.append("shared align stages:")
+        text += ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     return "\n".join(text)

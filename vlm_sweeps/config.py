@@ -173,6 +173,9 @@ class RunConf:
     feature_cache: bool = True
     feature_cache_max_gb: float = 50.0  # least-recently-used entries are evicted beyond this
     feature_cache_dir: Optional[str] = None  # None: <paths.cache_dir>/features
+    # Jobs with the same align signature (identity.align_signature) share one align stage: the first
+    # trains it into <paths.runs_dir>/align-<align signature>/align.pt, the others load it.
+    share_align: bool = True
 
 
 @dataclass

@@ -16,6 +16,7 @@ from vlm_sweeps import identity, naming, tracking, validate
 from vlm_sweeps.eval import registry
 from vlm_sweeps.config import to_container
 from vlm_sweeps.train.checkpoint import Checkpointer
+from vlm_sweeps.train.shared_align import SharedAlign
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +143,19 @@ def llava_files(cfg: Any) -> dict[str, Path]:
     return {"align": data_root / str(cfg.data.align_file), "finetune": data_root / str(cfg.data.finetune_file)}
 
 
-def check_data(cfg: Any) -> dict[str, list]:
-    """Real mixes: read the records of every stage of the plan and check that each image file
-    exists (unless `run.check_images=false`), so unreadable files, image paths escaping the data
-    root and missing images stop a job before any weights load. Corrupt images are caught when
-    read (data/instruct.py). Returns {stage: records} ({} for synthetic data, made by us)."""
+def check_data(cfg: Any, stages: list[str] | None = None) -> dict[str, list]:
+    """Real mixes: read the records of every stage of the plan (or of `stages`) and check that each
+    image file exists (unless `run.check_images=false`), so unreadable files, image paths escaping
+    the data root and missing images stop a job before any weights load. Corrupt images are caught
+    when read (data/instruct.py). Returns {stage: records} ({} for synthetic data, made by us)."""
     from vlm_sweeps.data.llava import check_images_exist, load_llava
 
     if cfg.data.source != "llava":
         return {}
     files, records = llava_files(cfg), {}
     for stage in cfg.optimization.stages:
+        if stages is not None and stage.name not in stages:
+            continue
         records[stage.name] = load_llava(files[stage.name], drop_text_only=cfg.data.drop_text_only)
         if cfg.run.check_images:
             check_images_exist(records[stage.name], files[stage.name])
@@ -160,21 +163,34 @@ def check_data(cfg: Any) -> dict[str, list]:
 
 
 def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
-          checkpointer: Checkpointer | None = None, run_id: str | None = None, on_plan=None) -> int:
+          checkpointer: Checkpointer | None = None, run_id: str | None = None, on_plan=None,
+          shared: SharedAlign | None = None, on_align=None, align_only: bool = False) -> int:
     """Train the stage plan, resuming from `checkpointer`'s checkpoint when it holds one.
-    Returns the number of optimizer steps of the whole plan."""
+    With `shared`, the align stage is trained once per align signature and loaded by every other
+    job (train/shared_align.py); `on_align(align signature, "trained" | "reused")` is told which.
+    `align_only`: the align stage alone (a SLURM align job). Returns the plan's optimizer steps."""
     from vlm_sweeps.data.instruct import InstructDataset
     from vlm_sweeps.data.llava import load_llava
     from vlm_sweeps.train.checkpoint import rng_state, trained_state
     from vlm_sweeps.train.loop import train_stage
+    from vlm_sweeps.train.shared_align import TRAINED, align_once
 
     from vlm_sweeps.data.samplers import steps_for
 
     saved = checkpointer.load() if checkpointer is not None else None
+    if saved is not None and "shared_align" in saved:
+        saved = None  # interrupted in a shared align: nothing of its own to restore; align_once resumes it
+    elif saved is not None:  # a job with a checkpoint of its own finishes what it started (past or in its align)
+        shared = None
+    plan = list(cfg.optimization.stages)
+    if align_only:
+        if plan[0].name != "align":
+            raise validate.ConfigError([f"optimization={cfg.optimization.name} has no align stage to train alone"])
+        plan = plan[:1]
     datasets, totals = [], []
     epochs_of = [cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
-                 for stage in cfg.optimization.stages]  # the epochs axis is the finetune stage's
-    for stage, epochs in zip(cfg.optimization.stages, epochs_of):
+                 for stage in plan]  # the epochs axis is the finetune stage's
+    for stage, epochs in zip(plan, epochs_of):
         records = (s.records[stage.name] if stage.name in s.records
                    else load_llava(s.files[stage.name], drop_text_only=cfg.data.drop_text_only))
         datasets.append(InstructDataset(records, s.tokenizer, s.fmt, s.transforms, cfg.scale.max_seq_len,
@@ -186,16 +202,15 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
         s.model.load_state_dict(saved["model"], strict=False)
         log.info("resuming from %s (stage %d, step %d)", checkpointer.path, saved["stage_index"], saved["stage_step"])
     step, trained_parts, stage_steps = 0, set(), []
-    for index, stage in enumerate(cfg.optimization.stages):
+    for index, stage in enumerate(plan):
         trained_parts |= set(stage.train)
         if saved is not None and index < saved["stage_index"]:  # finished before the interruption
             stage_steps.append(saved["stage_steps"][index])
             step += stage_steps[-1]
             continue
-        dataset, epochs = datasets[index], epochs_of[index]
         resume = saved if saved is not None and index == saved["stage_index"] else None
         cache = frozen_features(cfg, s, stage)
-        dataset.features = cache
+        datasets[index].features = cache
 
         def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts)):
             if checkpointer is not None and checkpointer.due(stage_step, total):
@@ -204,21 +219,38 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                    "rng": rng_state()})
 
-        result = train_stage(s.model, stage, cfg.scale[stage.name], dataset, epochs, seed=cfg.seed + index,
-                             device=s.device, log_fn=log_fn, step_offset=step, log_every=cfg.run.log_every,
-                             progress=cfg.run.progress, autocast_dtype=s.autocast, num_workers=cfg.run.num_workers,
-                             resume=resume, on_checkpoint=on_checkpoint, fail_at_step=cfg.run.fail_at_step)
-        stage_steps.append(result.steps)
-        step += result.steps
+        def run_stage(log_fn=log_fn, resume=resume, on_checkpoint=on_checkpoint, index=index, stage=stage):
+            return train_stage(s.model, stage, cfg.scale[stage.name], datasets[index], epochs_of[index],
+                               seed=cfg.seed + index, device=s.device, log_fn=log_fn, step_offset=step,
+                               log_every=cfg.run.log_every, progress=cfg.run.progress, autocast_dtype=s.autocast,
+                               num_workers=cfg.run.num_workers, resume=resume, on_checkpoint=on_checkpoint,
+                               fail_at_step=cfg.run.fail_at_step)
+
+        started = time.perf_counter()
+        if stage.name == "align" and shared is not None:
+            if checkpointer is not None and checkpointer.every > 0:  # makes the run resumable meanwhile
+                checkpointer.save({"run_id": run_id, "stage_index": 0, "stage_step": 0, "stage_steps": [0],
+                                   "shared_align": shared.signature})
+            state, source = align_once(shared, s.model, stage, run_stage, log_fn)
+            steps, final_loss, samples = state["steps"], state["final_loss"], None
+            seconds = time.perf_counter() - started  # of this job: waiting and loading, for a reused align
+        else:
+            result = run_stage()
+            steps, final_loss, samples, source = result.steps, result.final_loss, result.samples, TRAINED
+            seconds = result.seconds
+        if stage.name == "align" and on_align is not None:
+            on_align(identity.align_signature(cfg), source)
+        stage_steps.append(steps)
+        step += steps
         if timings is not None:
-            timings[f"train_{stage.name}_s"] = result.seconds
+            timings[f"train_{stage.name}_s"] = seconds
+        log.info("stage %s: %d steps, final loss %.3f%s", stage.name, steps, final_loss,
+                 f", {samples / max(seconds, 1e-9):.1f} samples/s" if samples is not None else f" ({source})")
         if cache is not None:
             cache.cache.evict()
             stats = s.feature_cache[stage.name] = cache.cache.stats
             log.info("stage %s: feature cache %d hits, %d misses, %d written, %d evicted", stage.name,
                      stats.hits, stats.misses, stats.written, stats.evicted)
-        log.info("stage %s: %d steps, final loss %.3f, %.1f samples/s", stage.name, result.steps,
-                 result.final_loss, result.samples / max(result.seconds, 1e-9))
     return step
 
 
@@ -272,7 +304,8 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
     s.records.update(records)
     timings["setup_s"] = time.perf_counter() - t0
     step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
-                 on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)))
+                 on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)),
+                 shared=SharedAlign.of(cfg), on_align=tracker.tag_align)
     for part, n in count_parameters(s.model).items():
         tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()
@@ -291,6 +324,31 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
     for name, rows in predictions.items():
         tracker.log_records(rows, f"predictions/{name}.jsonl")
     return metrics, timings
+
+
+def run_align(cfg: Any) -> dict[str, str]:
+    """The align stage of `cfg`'s plan alone, into its shared align checkpoint, tracked nowhere
+    (the SLURM align job that a group of jobs with one align signature depends on; each of them
+    logs the align's curve into its own run when it loads it). Nothing to do when it exists."""
+    validate.check(cfg)
+    shared = SharedAlign.of(cfg)
+    if shared is None:
+        raise validate.ConfigError([f"optimization={cfg.optimization.name} with run.share_align="
+                                    f"{cfg.run.share_align}: no shared align stage to train"])
+    outcome = {"align_signature": shared.signature, "path": str(shared.path)}
+    if shared.exists():
+        log.info("align %s already in %s: nothing to do", shared.signature, shared.path)
+        return {**outcome, "source": "exists"}
+    records = check_data(cfg, stages=["align"])
+    s = setup(cfg)
+    s.records.update(records)
+
+    def log_curve(metrics: dict[str, float], step: int) -> None:
+        log.info("align %s step %d: %s", shared.signature, step, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+    sources: list[str] = []
+    train(cfg, s, log_curve, shared=shared, align_only=True, on_align=lambda _, source: sources.append(source))
+    return {**outcome, "source": sources[0]}
 
 
 def load_tokenizer(cfg: Any, world: Path | None, cache_dir: Path):

@@ -23,6 +23,10 @@ TAG_TOTAL_STEPS = TAG_PREFIX + "total_steps"  # optimizer steps of the whole sta
 TAG_SLURM_JOB_ID = TAG_PREFIX + "slurm_job_id"
 TAG_SKIPPED_BENCHMARKS = TAG_PREFIX + "skipped_benchmarks"  # benchmarks whose files were missing
 TAG_FEATURE_CACHE = TAG_PREFIX + "feature_cache"  # .<stage>: "hits=.. misses=.. written=.. evicted=.." (features.py)
+# Two-stage runs: the hash of what their align stage depends on (identity.align_signature), and
+# "trained" (the align stage ran in this job) or "reused" (loaded from the shared align checkpoint).
+TAG_ALIGN_SIGNATURE = TAG_PREFIX + "align_signature"
+TAG_ALIGN_SOURCE = TAG_PREFIX + "align_source"
 BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>  # "<array job>_<task>" or the plain job id
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"

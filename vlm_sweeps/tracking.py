@@ -181,6 +181,11 @@ class JobTracker:
         if step > self.logged_until:
             self.log_metrics(metrics, step)
 
+    def tag_align(self, align_signature: str, source: str) -> None:
+        """Which align checkpoint the run's align stage is, and whether it was trained here or reused."""
+        self.client.set_tag(self.run_id, naming.TAG_ALIGN_SIGNATURE, align_signature)
+        self.client.set_tag(self.run_id, naming.TAG_ALIGN_SOURCE, source)
+
     def interrupted(self) -> None:
         """Preemption or requeue: the run stays RUNNING; its checkpoint resumes it."""
         self.client.set_tag(self.run_id, naming.TAG_STATUS, "interrupted")

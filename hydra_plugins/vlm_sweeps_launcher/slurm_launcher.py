@@ -52,6 +52,10 @@ class SlurmLauncherConf:
     wait: bool = False  # false: submit and return; true: wait for every job, fail if one failed
     skip_finished: bool = True  # leave out jobs whose signature has a FINISHED run in the store
     skip_active: bool = True  # leave out jobs whose signature is queued or running from an earlier submit
+    # Two-stage jobs sharing an align stage (same align signature, run.share_align) wait for ONE align
+    # job that trains it (afterok), when at least this many of them are submitted; fewer align
+    # inside their job (through the same shared checkpoint). Large: never an align job.
+    min_align_group: int = 2
     job_name: str = "vlm_sweeps"
     partition: Optional[str] = None
     account: Optional[str] = None
