@@ -19,8 +19,11 @@ def encode_segments(tokenizer, segments: list[tuple[str, bool]], max_len: int) -
     """[BOS] + each segment tokenized on its own; labels are -100 except on target segments.
     Truncated to `max_len` tokens (the sequence budget left after the image patches)."""
     ids, labels = [tokenizer.bos_token_id], [IGNORE_INDEX]
-    for text, is_target in segments:
-        seg = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not segments:
+        return torch.tensor(ids[:max_len]), torch.tensor(labels[:max_len])
+    # one batched call: each segment still tokenized on its own, without a call's overhead per segment
+    encoded = tokenizer([text for text, _ in segments], add_special_tokens=False)["input_ids"]
+    for (_, is_target), seg in zip(segments, encoded):
         ids += seg
         labels += seg if is_target else [IGNORE_INDEX] * len(seg)
     return torch.tensor(ids[:max_len]), torch.tensor(labels[:max_len])
