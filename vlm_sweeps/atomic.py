@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import IO, Callable
 
 
-def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path:
-    """Create or replace `path` with what `write(binary_file)` writes."""
+def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object], durable: bool = True) -> Path:
+    """Create or replace `path` with what `write(binary_file)` writes. `durable=False` skips the
+    fsync (caches whose readers check what they read: still never half a file after a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -18,7 +19,8 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object]) -> Path
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

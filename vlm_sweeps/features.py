@@ -18,9 +18,9 @@ computed in another batch, epoch or run are bit-identical; on GPU, kernels may d
 shape in the last bits before rounding.
 
 Safe when several jobs fill it at once: an entry is written to a temp file and renamed into place,
-so a reader sees a whole entry or none; two writers of one entry write the same bytes. A reader
-that finds a torn entry (a crash between write and rename cannot leave one, a full disk can)
-drops it and recomputes. Bounded: after a stage fills it, least-recently-used entries (by mtime,
+so a reader sees a whole entry or none; two writers of one entry write the same bytes. Entries are
+not fsynced (thousands of small files): a reader that finds a torn one (after a power loss, or a
+full disk) drops it and recomputes. Bounded: after a stage fills it, least-recently-used entries (by mtime,
 refreshed on every hit) are removed until the cache is under `max_bytes`; an entry evicted under
 another job's feet is a miss there, recomputed, never an error.
 """
@@ -30,13 +30,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from vlm_sweeps.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +105,7 @@ class FeatureCache:
         if path.exists():
             return
         bits = features.detach().to("cpu", self.dtype).contiguous().view(torch.int16).numpy().view(np.uint16)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, bits, allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: np.save(f, bits, allow_pickle=False), durable=False)
         self.stats.written += 1
 
     def size(self) -> int:
