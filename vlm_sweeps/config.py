@@ -168,6 +168,10 @@ class RunConf:
     fail_at_step: Optional[int] = None  # fault injection: raise at this global step (resilience tests)
     dry_run: bool = False  # print parameter counts, memory and step-time estimates; load and train nothing
     check_images: bool = True  # real mixes: every image file must exist before the model loads
+    # Data parallelism over the job's processes (torchrun, or SLURM tasks: one per GPU): auto | none |
+    # ddp | fsdp. auto = fsdp with several processes; any mode trains as none with one process.
+    # Results equal one process's within float tolerance, hence not part of the signature (`run`).
+    parallel: str = "auto"
 
 
 @dataclass
