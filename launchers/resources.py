@@ -1,6 +1,10 @@
 """Resources per job, derived from its config: a base request plus the resource classes whose
 `when` matches (e.g. scale=full -> a GPU; a 13B LLM -> two). Jobs that ask for the same
-resources share one job array; arrays are cut at the cluster's array limit."""
+resources share one job array; arrays are cut at the cluster's array limit.
+
+A job with GPUs runs one task (process) per GPU: `tasks_per_node = gpus_per_node`, on `nodes`
+nodes. Its processes find each other through SLURM's variables and train data-parallel
+(`run.parallel`, vlm_sweeps/train/distributed.py); one GPU is one process, as before."""
 
 from __future__ import annotations
 
@@ -52,7 +56,19 @@ def resources_for(config: dict, base: dict[str, Any], classes: dict[str, dict]) 
         if matches(config, rule.get("when", {})):
             resources.update(rule.get("resources", {}))
             names.append(name)
-    return "+".join(names) or "default", resources
+    return "+".join(names) or "default", one_task_per_gpu(resources)
+
+
+def one_task_per_gpu(resources: dict[str, Any]) -> dict[str, Any]:
+    """GPU jobs get as many tasks per node as GPUs (each process drives one GPU); CPU jobs keep
+    their `tasks_per_node` (several CPU tasks also train data-parallel, over gloo)."""
+    gpus = resources.get("gpus_per_node") or 0
+    return {**resources, "tasks_per_node": gpus} if gpus >= 1 and "tasks_per_node" in resources else resources
+
+
+def world_size(resources: dict[str, Any]) -> int:
+    """The number of processes of one job: its SLURM_NTASKS."""
+    return int(resources.get("nodes") or 1) * int(resources.get("tasks_per_node") or 1)
 
 
 def class_key(resources: dict[str, Any]) -> tuple:

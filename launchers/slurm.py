@@ -38,10 +38,11 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
     composer = Composer.attach(hydra_context.config_loader)
     jobs = [freeze(composer, config, overrides, initial_job_idx + i, Path.cwd())
             for i, overrides in enumerate(job_overrides)]
-    _validate(jobs)
     for job in jobs:
         job.resource_class, job.resources = resources.resources_for(
             job.config, options["resources"], options["resource_classes"])
+    _validate(jobs)
+    for job in jobs:
         write_record(job)
     t_frozen = time.perf_counter()
 
@@ -82,12 +83,13 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
 
 
 def _validate(jobs: list[FrozenJob]) -> None:
-    """The job's own cross-axis checks, before anything is queued: one error for the whole sweep."""
+    """The job's own cross-axis checks, before anything is queued: one error for the whole sweep
+    (with the number of processes its resources start, e.g. a batch that does not split over them)."""
     from vlm_sweeps import validate
 
     found: dict[str, list[str]] = {}
     for job in jobs:
-        for problem in validate.problems(job.view):
+        for problem in validate.problems(job.view, resources.world_size(job.resources)):
             found.setdefault(problem, []).append(f"#{job.num}")
     if found:
         raise validate.ConfigError([f"{problem} (jobs {', '.join(nums)})" for problem, nums in found.items()])

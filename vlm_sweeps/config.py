@@ -176,6 +176,10 @@ class RunConf:
     # Jobs with the same align signature (identity.align_signature) share one align stage: the first
     # trains it into <paths.runs_dir>/align-<align signature>/align.pt, the others load it.
     share_align: bool = True
+    # Data parallelism over the job's processes (torchrun, or SLURM tasks: one per GPU): auto | none |
+    # ddp | fsdp. auto = fsdp with several processes; any mode trains as none with one process.
+    # Results equal one process's within float tolerance, hence not part of the signature (`run`).
+    parallel: str = "auto"
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 from vlm_sweeps import identity, naming, tracking, validate
 from vlm_sweeps.eval import registry
 from vlm_sweeps.config import to_container
+from vlm_sweeps.train import distributed
 from vlm_sweeps.train.checkpoint import Checkpointer
 from vlm_sweeps.train.shared_align import SharedAlign
 
@@ -45,20 +46,56 @@ def run_name(axes: dict[str, str]) -> str:
 
 
 def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
-    validate.check(cfg)
+    """One job; with several processes (torchrun, SLURM tasks: train/distributed.py) every process
+    calls it, rank 0 alone tracks, checkpoints and evaluates, and all return rank 0's result."""
+    validate.check(cfg, world_size=distributed.detect().world_size)
     signature = identity.signature(cfg)
     if cfg.run.dry_run:  # sizes and costs from the configs alone: no weights, data or tracking needed
         from vlm_sweeps.dryrun import report
 
         print(report(cfg))
         return JobResult(signature, "dry-run (nothing trained or tracked)", {}, dry_run=True)
+    with distributed.session(cfg.run.parallel, _device(cfg)) as dist:
+        checkpointer = Checkpointer(Path(cfg.paths.runs_dir).resolve() / signature, cfg.run.checkpoint_every)
+        tracker = None  # the tracking store is rank 0's; the other ranks follow its decision
+        if dist.is_main:
+            try:
+                tracker = _open_run(cfg, signature, sweep_id, checkpointer)
+            except BaseException as err:
+                dist.broadcast(RuntimeError(f"rank 0 could not open its run: {type(err).__name__}: {err}"))
+                raise
+        shared = dist.broadcast(tracker.run_id if isinstance(tracker, tracking.JobTracker) else tracker)
+        if isinstance(shared, Exception):
+            raise shared
+        if isinstance(shared, JobResult):  # finished before: a skip
+            return shared
+        run_id = shared
+        try:
+            metrics, timings = train_and_evaluate(cfg, tracker, checkpointer, dist)
+        except (KeyboardInterrupt, SystemExit):
+            # preempted or requeued (submitit exits this way): the run stays open for the resume
+            if tracker:
+                tracker.interrupted()
+            raise
+        except BaseException as err:
+            if tracker:
+                tracker.fail(err)
+            raise
+        if tracker:
+            tracker.finish()
+        return JobResult(signature, run_id, dist.broadcast(metrics), timings=timings)
+
+
+def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Checkpointer
+              ) -> tracking.JobTracker | JobResult:
+    """The MLflow run to train into (found again and reopened, or created), or the result of the
+    FINISHED run that makes this job a skip."""
     tracker = tracking.JobTracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment)
     done = tracker.finished(signature)
     axes = axes_of(cfg)
     if done is not None:
         log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done.info.run_id)
         return JobResult(signature, done.info.run_id, dict(done.data.metrics), skipped=True)
-    checkpointer = Checkpointer(Path(cfg.paths.runs_dir).resolve() / signature, cfg.run.checkpoint_every)
     saved = checkpointer.load()
     resumable = {r.info.run_id for r in tracker.find(signature) if r.info.status != "FINISHED"}
     if saved is not None and saved.get("run_id") in resumable:
@@ -73,17 +110,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
                         tracker.uri, aside)
         run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
         log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
-    try:
-        metrics, timings = train_and_evaluate(cfg, tracker, checkpointer)
-    except (KeyboardInterrupt, SystemExit):
-        # preempted or requeued (submitit exits this way): the run stays open for the resume
-        tracker.interrupted()
-        raise
-    except BaseException as err:
-        tracker.fail(err)
-        raise
-    tracker.finish()
-    return JobResult(signature, run_id, metrics, timings=timings)
+    return tracker
 
 
 def _device(cfg: Any) -> torch.device:
@@ -112,9 +139,10 @@ class Setup:
     autocast: torch.dtype | None
     records: dict[str, list] = field(default_factory=dict)  # stage -> records already read (check_data)
     feature_cache: dict[str, Any] = field(default_factory=dict)  # stage -> its feature-cache CacheStats
+    dist: distributed.Distributed = field(default_factory=distributed.Distributed)  # the job's processes
 
 
-def setup(cfg: Any) -> Setup:
+def setup(cfg: Any, dist: distributed.Distributed | None = None) -> Setup:
     from vlm_sweeps.data.synthetic import ensure_world
     from vlm_sweeps.models.builder import build_vlm, image_transforms
     from vlm_sweeps.models.prompts import get_format
@@ -125,17 +153,18 @@ def setup(cfg: Any) -> Setup:
     data_root = Path(cfg.paths.data_root).resolve()
     # The synthetic world is built once per settings and shared by every job that uses it.
     needs_world = cfg.data.source == "synthetic" or any(registry.get(b).synthetic for b in cfg.benchmarks.suite)
-    world = ensure_world(cache_dir, cfg.data.synthetic) if needs_world else None
+    dist = dist or distributed.Distributed(device=_device(cfg))
+    with dist.main_first():  # rank 0 builds the shared caches, the other ranks then read them
+        world = ensure_world(cache_dir, cfg.data.synthetic) if needs_world else None
+        tokenizer = load_tokenizer(cfg, world, cache_dir)
     if cfg.data.source == "synthetic":
         files = {"align": world / "align.json", "finetune": world / "finetune.json"}
     else:
         files = llava_files(cfg)
-    tokenizer = load_tokenizer(cfg, world, cache_dir)
-    seed_everything(cfg.seed)
-    device = _device(cfg)
-    model = build_vlm(cfg, tokenizer).to(device)
-    return Setup(model, tokenizer, get_format(cfg.llm.prompt), image_transforms(cfg, model), device, world, files,
-                 data_root, torch.bfloat16 if cfg.scale.precision == "bf16" else None)
+    seed_everything(cfg.seed)  # the same initial weights on every rank
+    model = build_vlm(cfg, tokenizer).to(dist.device)
+    return Setup(model, tokenizer, get_format(cfg.llm.prompt), image_transforms(cfg, model), dist.device, world,
+                 files, data_root, torch.bfloat16 if cfg.scale.precision == "bf16" else None, dist=dist)
 
 
 def llava_files(cfg: Any) -> dict[str, Path]:
@@ -168,10 +197,12 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
     """Train the stage plan, resuming from `checkpointer`'s checkpoint when it holds one.
     With `shared`, the align stage is trained once per align signature and loaded by every other
     job (train/shared_align.py); `on_align(align signature, "trained" | "reused")` is told which.
-    `align_only`: the align stage alone (a SLURM align job). Returns the plan's optimizer steps."""
+    `align_only`: the align stage alone (a SLURM align job). Returns the plan's optimizer steps.
+    With several processes every rank calls it (checkpoints gather on every rank, rank 0 writes)
+    and rank 0's `s.model` ends trained; the align stage is then not shared (SharedAlign.of)."""
     from vlm_sweeps.data.instruct import InstructDataset
     from vlm_sweeps.data.llava import load_llava
-    from vlm_sweeps.train.checkpoint import rng_state, trained_state
+    from vlm_sweeps.train.checkpoint import rng_state
     from vlm_sweeps.train.loop import train_stage
     from vlm_sweeps.train.shared_align import TRAINED, align_once
 
@@ -201,6 +232,7 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
     if saved is not None:
         s.model.load_state_dict(saved["model"], strict=False)
         log.info("resuming from %s (stage %d, step %d)", checkpointer.path, saved["stage_index"], saved["stage_step"])
+    trainee = s.dist.prepare(s.model)  # FSDP: a sharded copy; else s.model itself
     step, trained_parts, stage_steps = 0, set(), []
     for index, stage in enumerate(plan):
         trained_parts |= set(stage.train)
@@ -214,17 +246,19 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
 
         def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts)):
             if checkpointer is not None and checkpointer.due(stage_step, total):
+                model_state = s.dist.model_state(trainee, parts)  # FSDP: gathered on every rank
+                optimizer_state = s.dist.optimizer_state(trainee, optimizer)
                 checkpointer.save({"run_id": run_id, "stage_index": index, "stage_step": stage_step,
-                                   "stage_steps": stage_steps + [stage_step], "model": trained_state(s.model, parts),
-                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "stage_steps": stage_steps + [stage_step], "model": model_state,
+                                   "optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
                                    "rng": rng_state()})
 
         def run_stage(log_fn=log_fn, resume=resume, on_checkpoint=on_checkpoint, index=index, stage=stage):
-            return train_stage(s.model, stage, cfg.scale[stage.name], datasets[index], epochs_of[index],
+            return train_stage(trainee, stage, cfg.scale[stage.name], datasets[index], epochs_of[index],
                                seed=cfg.seed + index, device=s.device, log_fn=log_fn, step_offset=step,
                                log_every=cfg.run.log_every, progress=cfg.run.progress, autocast_dtype=s.autocast,
                                num_workers=cfg.run.num_workers, resume=resume, on_checkpoint=on_checkpoint,
-                               fail_at_step=cfg.run.fail_at_step)
+                               fail_at_step=cfg.run.fail_at_step, dist=s.dist)
 
         started = time.perf_counter()
         if stage.name == "align" and shared is not None:
@@ -251,13 +285,17 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
             stats = s.feature_cache[stage.name] = cache.cache.stats
             log.info("stage %s: feature cache %d hits, %d misses, %d written, %d evicted", stage.name,
                      stats.hits, stats.misses, stats.written, stats.evicted)
+    s.dist.finish(trainee, s.model)
     return step
 
 
 def frozen_features(cfg: Any, s: Setup, stage: Any = None):
     """The frozen-feature cache of the model's encoder as it is now, for a stage that does not train
-    it, or for evaluation (`stage` None); None when the cache is off or the stage trains the encoder."""
+    it, or for evaluation (`stage` None); None when the cache is off, the stage trains the encoder,
+    or trains under FSDP (DDP and one process use it)."""
     if not cfg.run.feature_cache or (stage is not None and "encoder" in stage.train):
+        return None
+    if stage is not None and s.dist.mode == "fsdp":  # the sharded encoder runs inside FSDP's forward only
         return None
     from vlm_sweeps.features import FrozenFeatures, open_cache
 
@@ -293,16 +331,22 @@ def evaluate(cfg: Any, s: Setup, blind: bool | None = None, skipped: list[str] |
     return result.metrics, result.predictions
 
 
-def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Checkpointer
-                       ) -> tuple[dict[str, float], dict[str, float]]:
+def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker | None, checkpointer: Checkpointer,
+                       dist: distributed.Distributed | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Set up, train, evaluate. Several processes: every rank trains; rank 0 (the one with a
+    `tracker`) logs and evaluates the full model while the others wait, and returns the metrics."""
     from vlm_sweeps.train.stages import count_parameters
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     records = check_data(cfg)
-    s = setup(cfg)
+    s = setup(cfg, dist)
     s.records.update(records)
     timings["setup_s"] = time.perf_counter() - t0
+    if tracker is None:  # not rank 0: train, then wait for rank 0's evaluation
+        train(cfg, s, lambda metrics, step: None, timings, checkpointer, None)
+        s.dist.barrier()
+        return {}, timings
     step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
                  on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)),
                  shared=SharedAlign.of(cfg), on_align=tracker.tag_align)
@@ -323,6 +367,7 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker, checkpointer: Che
     tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)
     for name, rows in predictions.items():
         tracker.log_records(rows, f"predictions/{name}.jsonl")
+    s.dist.barrier()
     return metrics, timings
 
 

@@ -13,13 +13,15 @@ class ConfigError(ValueError):
         super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-def problems(cfg: Any) -> list[str]:
+def problems(cfg: Any, world_size: int = 1) -> list[str]:
+    """Every problem of `cfg`, for a job of `world_size` processes (train/distributed.py)."""
     from vlm_sweeps.data.transforms import STRATEGIES
     from vlm_sweeps.eval import registry
     from vlm_sweeps.models.llm import ARCHS
     from vlm_sweeps.models.projector import Projector
     from vlm_sweeps.models.prompts import FORMATS
     from vlm_sweeps.models.vision import FAMILIES
+    from vlm_sweeps.train.distributed import problems as parallel_problems
     from vlm_sweeps.train.stages import PARTS
 
     found: list[str] = []
@@ -66,6 +68,8 @@ def problems(cfg: Any) -> list[str]:
         micro = cfg.scale[stage].micro_batch_size
         need(micro is None or micro >= 1, f"scale.{stage}.micro_batch_size={micro}: must be >= 1 (or null: the "
              "whole batch at once)")
+    found += parallel_problems(cfg.run.parallel, world_size,
+                               {stage: cfg.scale[stage].batch_size for stage in names if stage in ("align", "finetune")})
     if cfg.scale.pretrained and not cfg.run.dry_run:
         found += _missing_weights(cfg)
     return found
@@ -86,7 +90,7 @@ def _missing_weights(cfg: Any) -> list[str]:
             for line in weights.describe_missing(absent, weights.models_dir_of(cfg.paths.models_dir))]
 
 
-def check(cfg: Any) -> None:
-    found = problems(cfg)
+def check(cfg: Any, world_size: int = 1) -> None:
+    found = problems(cfg, world_size)
     if found:
         raise ConfigError(found)

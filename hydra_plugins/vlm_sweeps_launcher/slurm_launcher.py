@@ -22,7 +22,7 @@ class ResourcesConf:
 
     timeout_min: int = 60  # --time; USR2 comes signal_delay_s before it, then checkpoint + requeue
     nodes: int = 1
-    tasks_per_node: int = 1
+    tasks_per_node: int = 1  # GPU jobs: set to gpus_per_node (one process per GPU, launchers/resources.py)
     cpus_per_task: int = 2
     gpus_per_node: int = 0
     mem_gb: Optional[float] = None  # None: the partition's default
@@ -38,9 +38,10 @@ def _default_classes() -> Dict[str, Any]:
         # pretrained 7B-class models: one GPU per job
         "gpu": {"when": {"scale.name": "full"},
                 "resources": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "timeout_min": 720}},
-        # 13B LLMs: two GPUs and more host memory
+        # 13B LLMs: two GPUs (two tasks, one per GPU, sharding the model: run.parallel=auto is fsdp)
+        # and more host memory
         "llm_13b": {"when": {"scale.name": "full", "llm.arch": "llama2-13b"},
-                    "resources": {"gpus_per_node": 2, "cpus_per_task": 16, "mem_gb": 128}},
+                    "resources": {"gpus_per_node": 2, "tasks_per_node": 2, "cpus_per_task": 8, "mem_gb": 128}},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from launchers.freeze import Composer, freeze
-from launchers.resources import chunks, class_key, executor_parameters, resources_for
+from launchers.resources import chunks, class_key, executor_parameters, resources_for, world_size
 
 
 @pytest.fixture()
@@ -36,6 +36,8 @@ def test_a_13b_llm_gets_more_gpus_than_a_7b_one(hydra_loader, options, tmp_path)
     name_13b, res_13b = found["scale=full llm=llama2_13b"]
     assert (name_7b, res_7b["gpus_per_node"]) == ("gpu", 1)
     assert (name_13b, res_13b["gpus_per_node"]) == ("gpu+llm_13b", 2)
+    # one task (process) per GPU: the job's processes train data-parallel (run.parallel)
+    assert (res_7b["tasks_per_node"], res_13b["tasks_per_node"], world_size(res_13b)) == (1, 2, 2)
     assert found["scale=full llm=vicuna_v15_13b"] == found["scale=full llm=llama2_13b"]
     assert found["scale=full llm=mistral"] == found["scale=full llm=vicuna_v15"]
     # three classes -> three arrays
@@ -74,3 +76,13 @@ def test_executor_parameters_use_submitits_names():
 def test_a_malformed_class_says_what_is_expected():
     with pytest.raises(ValueError, match="expected"):
         resources_for({}, {"gpus_per_node": 0}, {"bad": {"if": {"seed": 1}}})
+
+
+def test_a_gpu_job_runs_one_task_per_gpu_on_every_node():
+    base = {"nodes": 1, "tasks_per_node": 1, "gpus_per_node": 0, "cpus_per_task": 2}
+    classes = {"multi": {"when": {"seed": 1}, "resources": {"gpus_per_node": 4, "nodes": 2}}}
+    name, res = resources_for({"seed": 1}, base, classes)
+    assert (name, res["tasks_per_node"], world_size(res)) == ("multi", 4, 8)
+    assert executor_parameters({}, res)["tasks_per_node"] == 4
+    # CPU jobs keep the tasks they ask for (several CPU tasks train data-parallel over gloo)
+    assert resources_for({"seed": 2}, {**base, "tasks_per_node": 2}, classes)[1]["tasks_per_node"] == 2

@@ -69,4 +69,9 @@ class Checkpointer:
 
 def trained_state(model: torch.nn.Module, parts: set[str]) -> dict[str, torch.Tensor]:
     """Weights of the parts that have been trained so far (frozen parts rebuild identically)."""
-    return {k: v.detach().cpu() for k, v in model.state_dict().items() if k.split(".", 1)[0] in parts}
+    return {k: v.detach().cpu() for k, v in select_parts(model.state_dict(), parts).items()}
+
+
+def select_parts(state: dict[str, torch.Tensor], parts: set[str]) -> dict[str, torch.Tensor]:
+    """The entries of a model state dict that belong to `parts` (encoder, projector, llm)."""
+    return {k: v for k, v in state.items() if k.split(".", 1)[0] in parts}

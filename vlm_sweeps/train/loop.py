@@ -15,10 +15,11 @@ from torch.utils.data import DataLoader
 
 from vlm_sweeps import naming
 from vlm_sweeps.data.instruct import InstructDataset, collate
-from vlm_sweeps.data.samplers import batch_stream, micro_batches, steps_for
+from vlm_sweeps.data.samplers import batch_stream, steps_for
 from vlm_sweeps.features import FrozenFeatures
 from vlm_sweeps.models.vlm import IGNORE_INDEX
 from vlm_sweeps.train.checkpoint import set_rng_state
+from vlm_sweeps.train.distributed import Distributed
 from vlm_sweeps.train.stages import make_optimizer, make_scheduler, set_trainable
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ def _image_inputs(model, batch: dict, features: FrozenFeatures | None) -> dict:
         return {"pixel_values": batch["pixel_values"]}
     rows, found = batch["missing"], batch["features"]
     if rows:
-        with torch.no_grad():
-            fresh = model.backbone_features(batch["pixel_values"])
+        with torch.no_grad():  # the frozen encoder, outside DDP's wrapper (it has no gradient to sync)
+            fresh = getattr(model, "module", model).backbone_features(batch["pixel_values"])
         features.store([batch["image_keys"][i] for i in rows], fresh)
         if found is None:  # nothing was cached: the rows are the batch, in order
             found = fresh
@@ -69,14 +70,16 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
                 device: torch.device, log_fn: LogFn, step_offset: int = 0, log_every: int = 10,
                 progress: bool = False, autocast_dtype: torch.dtype | None = None,
                 num_workers: int = 0, resume: dict | None = None, on_checkpoint: CheckpointFn | None = None,
-                fail_at_step: int | None = None) -> StageResult:
+                fail_at_step: int | None = None, dist: Distributed | None = None) -> StageResult:
     """Train the parts `stage.train` for `epochs` passes over `dataset`.
 
     `resume` (from a checkpoint of this stage) restores optimizer, scheduler, step and RNG, and the
     batch stream restarts at that step, so the result equals an uninterrupted run.
     `on_checkpoint(step, total, optimizer, scheduler)` is called after every optimizer step.
     `fail_at_step` (global step) raises, to test that failures are reported truthfully.
+    `dist`: the job's processes (train/distributed.py); each trains its slice of every batch.
     """
+    dist = dist or Distributed()
     set_trainable(model, list(stage.train))
     optimizer = make_optimizer(model, hparams.lr, hparams.weight_decay)
     modalities = dataset.modalities()
@@ -84,19 +87,21 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
     scheduler = make_scheduler(optimizer, total, hparams.warmup_ratio)
     start = 0
     if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
+        dist.load_optimizer_state(model, optimizer, resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         set_rng_state(resume["rng"])
         start = resume["stage_step"]
         log.info("stage %s: resuming at step %d of %d", stage.name, start, total)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    wrapped = dist.wrap(model)  # DDP over this stage's trainable parameters (else `model`)
     # Gradient accumulation: each optimizer step's batch is cut into micro-batches of
-    # `micro_batch_size` (grouped by length), loaded one by one.
+    # `micro_batch_size` (grouped by length), loaded one by one; with several processes, each
+    # takes its slice of the batch first.
     micro = getattr(hparams, "micro_batch_size", None)
     batches = batch_stream(modalities, hparams.batch_size, seed, start_step=start,
                            lengths=dataset.lengths() if micro else None)
-    plan = [micro_batches(next(batches), micro) for _ in range(total - start)]
-    loader = DataLoader(dataset, batch_sampler=[m for step in plan for m in step], collate_fn=collate,
+    plan = [dist.shard(next(batches), micro) for _ in range(total - start)]
+    loader = DataLoader(dataset, batch_sampler=[m for step in plan for m in step.parts], collate_fn=collate,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     micro_iter = iter(loader)
     bar = _progress(total, f"{stage.name}", progress)
@@ -105,13 +110,15 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
     started, samples, loss_value = time.perf_counter(), 0, float("nan")
     log.info("stage %s: %d steps of %d samples (micro-batches of %s), training %s", stage.name, total,
              hparams.batch_size, micro or hparams.batch_size, ",".join(stage.train))
-    for step, parts in enumerate(plan, start=start + 1):
+    for step, shard in enumerate(plan, start=start + 1):
         if fail_at_step is not None and step_offset + step == fail_at_step:
             raise RuntimeError(f"injected failure at step {fail_at_step} (run.fail_at_step)")
         amp = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        loss_value, n = _forward_backward(model, [next(micro_iter) for _ in parts], device, amp, dataset.features)
+        parts = dist.blank([next(micro_iter) for _ in shard.parts], shard)
+        loss_value, _ = _forward_backward(wrapped, parts, device, amp, dist, dataset.features)
+        n = shard.samples
         # clip the global norm of the trainable params only (frozen ones have no grad)
-        torch.nn.utils.clip_grad_norm_(trainable, hparams.max_grad_norm)
+        dist.clip_grad_norm_(trainable, hparams.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
@@ -136,33 +143,37 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
 
 
 
-def _forward_backward(model, parts: list[dict], device: torch.device, amp,
+def _forward_backward(model, parts: list[dict], device: torch.device, amp, dist: Distributed | None = None,
                       features: FrozenFeatures | None = None) -> tuple[float, int]:
     """Gradients of one optimizer step's batch, given as CPU micro-batches; returns (batch loss, samples).
 
     One part: the LLM's mean loss over the batch's target tokens. Several: each part's summed
     token loss divided by the batch's target-token count, so the accumulated gradient and the
     returned loss equal those of the whole batch at once (not a mean of per-part means, which
-    would over-weight short samples).
+    would over-weight short samples). Several processes: the count is the global batch's and the
+    returned loss is summed over ranks (see train/distributed.py).
     """
-    if len(parts) == 1:
+    dist = dist or Distributed()
+    if len(parts) == 1 and dist.world_size == 1:
         batch = _to_device(parts[0], device)
         with amp:
             loss = model(input_ids=batch["input_ids"], labels=batch["labels"],
                          **_image_inputs(model, batch, features)).loss
         loss.backward()
         return loss.item(), len(batch["input_ids"])
-    targets = max(1, sum(int((lab != IGNORE_INDEX).sum()) for part in parts for lab in part["labels"]))
+    targets = max(1, int(dist.all_sum(sum(int((lab != IGNORE_INDEX).sum()) for part in parts
+                                             for lab in part["labels"]))))
     total, n = 0.0, 0
-    for part in parts:
+    for i, part in enumerate(parts):
         batch = _to_device(part, device)
-        with amp:
-            loss = model(input_ids=batch["input_ids"], labels=batch["labels"], num_items_in_batch=targets,
-                         **_image_inputs(model, batch, features)).loss
-        loss.backward()
+        with dist.accumulating(model, last=i == len(parts) - 1):
+            with amp:
+                loss = model(input_ids=batch["input_ids"], labels=batch["labels"], num_items_in_batch=targets,
+                             **_image_inputs(model, batch, features)).loss
+            (loss * dist.grad_scale).backward()
         total += loss.item()
         n += len(batch["input_ids"])
-    return total, n
+    return dist.all_sum(total), n
 
 
 def _progress(total: int, desc: str, enabled: bool):
