@@ -7,6 +7,7 @@ A record: `{"id", "image" (path relative to the image root, absent for text-only
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +28,19 @@ class Record:
 
 
 def resolve_image(image_root: Path, relative: str, where: str) -> Path:
-    """`image_root / relative`, refusing paths that escape the root (`../../etc/passwd`)."""
-    root = image_root.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
+    """`image_root / relative`, refusing paths that escape the root (`../../etc/passwd`, `/etc/passwd`).
+
+    The check is on the path as written (normalised, not resolved): an image root commonly links
+    shared dataset folders in (`coco -> /datasets/coco`), and following those links is the user's
+    choice; what a record's path may not do is climb out of the root. `image_root` should be
+    absolute and resolved (`load_llava` resolves it once for all records: one syscall per record
+    would make reading a 665K mix take minutes)."""
+    root = os.fspath(image_root)
+    path = os.path.normpath(os.path.join(root, relative))
+    if os.path.isabs(relative) or not path.startswith(root.rstrip(os.sep) + os.sep):
         raise DataError(f"{where}: image path {relative!r} escapes the image root {root}; "
                         "image paths must be relative and stay inside the data root")
-    return path
+    return Path(path)
 
 
 def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: bool = False) -> list[Record]:
@@ -42,7 +49,7 @@ def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: 
     json_file = Path(json_file)
     if not json_file.is_file():
         raise DataError(f"LLaVA file not found: {json_file}")
-    image_root = Path(image_root) if image_root is not None else json_file.parent
+    image_root = (Path(image_root) if image_root is not None else json_file.parent).resolve()
     try:
         raw = json.loads(json_file.read_text())
     except json.JSONDecodeError as err:
@@ -61,6 +68,8 @@ def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: 
         image = item.get("image")
         if image is None and drop_text_only:
             continue
+        if image is not None and not isinstance(image, str):
+            raise DataError(f"{where}: 'image' must be a relative path string, got {image!r}")
         path = resolve_image(image_root, image, where) if image is not None else None
         records.append(Record(str(item.get("id", index)), path, tuple(turns)))
     return records
