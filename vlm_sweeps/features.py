@@ -3,13 +3,17 @@ and reused across epochs and across the runs of a sweep.
 
 Content-addressed on disk, under `<paths.cache_dir>/features/` (or `run.feature_cache_dir`):
 
-    <space>/<image[:2]>/<image>.npy
+    <space>/<image[:2]>/<image>.feat
 
 - `space` is a digest of everything the features depend on besides the image: the backbone's
   class and weights (every tensor's bytes), the image transform (resize strategy, resolution,
   normalisation, interpolation), the storage dtype and the torch version.
 - `image` is a digest of the image file's bytes (not its path: the same picture under two names is
   one entry, an edited file is a new one).
+
+An entry is a 16-byte header (magic, format, dtype, shape) and the raw half-precision bits: read
+in one call and checked against its header, about 4x cheaper than `.npy` (whose header is parsed
+with `ast`), which matters on the hit path of every training step.
 
 Half precision: features are stored as fp16 (bf16 for bf16 runs), and a frozen encoder's features
 are rounded to that dtype whether the cache is on or off (models/vlm.py), so a run gives the same
@@ -30,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -41,7 +46,31 @@ from vlm_sweeps.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-_BITS = {torch.float16: np.uint16, torch.bfloat16: np.uint16}
+SUFFIX = ".feat"
+LEGACY_SUFFIXES = (".npy",)  # entries of the first format: never read, evicted first (never touched)
+_MAGIC, _FORMAT = b"VLMF", 1
+_DTYPES = {torch.float16: 0, torch.bfloat16: 1}  # dtype -> its code in the header
+_HEADER = struct.Struct("<4sBBxxII")  # magic, format, dtype code, rows, columns: [rows, columns] features
+
+
+def encode_entry(features: torch.Tensor, dtype: torch.dtype) -> bytes:
+    """[N, C] features -> an entry's bytes (rounded to `dtype`)."""
+    rows, columns = features.shape
+    bits = features.detach().to("cpu", dtype).contiguous().view(torch.int16).numpy()
+    return _HEADER.pack(_MAGIC, _FORMAT, _DTYPES[dtype], rows, columns) + bits.tobytes()
+
+
+def decode_entry(data: bytes | bytearray, dtype: torch.dtype) -> torch.Tensor:
+    """An entry's bytes -> its [N, C] features; ValueError if torn or not an entry of `dtype`."""
+    if len(data) < _HEADER.size:
+        raise ValueError(f"{len(data)} bytes, shorter than the header")
+    magic, version, code, rows, columns = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version != _FORMAT or code != _DTYPES[dtype]:
+        raise ValueError(f"not a format-{_FORMAT} {dtype} entry (magic {magic!r}, format {version}, dtype {code})")
+    if len(data) != _HEADER.size + 2 * rows * columns:
+        raise ValueError(f"{len(data)} bytes for [{rows}, {columns}] features: torn")
+    bits = np.frombuffer(data, np.int16, offset=_HEADER.size).reshape(rows, columns)
+    return torch.from_numpy(bits).view(dtype)
 
 
 def image_key(path: Path | str) -> str:
@@ -74,7 +103,7 @@ class FeatureCache:
     """Entries of one or more feature spaces under `root`, at most `max_bytes` in all."""
 
     def __init__(self, root: Path | str, max_bytes: int, dtype: torch.dtype = torch.float16):
-        if dtype not in _BITS:
+        if dtype not in _DTYPES:
             raise ValueError(f"feature cache dtype must be float16 or bfloat16, not {dtype}")
         self.root = Path(root)
         self.max_bytes = int(max_bytes)
@@ -82,13 +111,15 @@ class FeatureCache:
         self.stats = CacheStats()
 
     def path(self, space: str, image: str) -> Path:
-        return self.root / space / image[:2] / f"{image}.npy"
+        return self.root / space / image[:2] / f"{image}{SUFFIX}"
 
     def get(self, space: str, image: str) -> torch.Tensor | None:
         path = self.path(space, image)
         try:
-            bits = np.load(path, allow_pickle=False)
-            os.utime(path)  # recency, for eviction
+            with open(path, "rb") as f:
+                data = bytearray(f.read())  # writable: torch takes the buffer without a copy or a warning
+                os.utime(f.fileno())  # recency, for eviction
+            features = decode_entry(data, self.dtype)
         except FileNotFoundError:
             self.stats.misses += 1
             return None
@@ -98,14 +129,14 @@ class FeatureCache:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
-        return torch.from_numpy(bits).view(self.dtype)
+        return features
 
     def put(self, space: str, image: str, features: torch.Tensor) -> None:
         path = self.path(space, image)
         if path.exists():
             return
-        bits = features.detach().to("cpu", self.dtype).contiguous().view(torch.int16).numpy().view(np.uint16)
-        atomic_write(path, lambda f: np.save(f, bits, allow_pickle=False), durable=False)
+        data = encode_entry(features, self.dtype)
+        atomic_write(path, lambda f: f.write(data), durable=False)
         self.stats.written += 1
 
     def size(self) -> int:
@@ -115,7 +146,7 @@ class FeatureCache:
         found = []
         for folder, _, names in os.walk(self.root):
             for name in names:
-                if not name.endswith(".npy"):
+                if not name.endswith((SUFFIX, *LEGACY_SUFFIXES)):
                     continue
                 path = Path(folder) / name
                 try:

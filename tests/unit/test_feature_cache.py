@@ -100,3 +100,15 @@ def test_several_jobs_filling_the_same_entries_at_once(tmp_path):
         assert torch.equal(got[0], torch.full((8, 4), float(i), dtype=torch.float16))
         assert torch.equal(got[1], torch.full((8, 4), float(i + 1), dtype=torch.float16))
     assert not list(tmp_path.rglob("*.tmp"))  # no leftovers
+
+
+def test_entries_of_the_first_format_count_toward_the_bound_and_go_first(tmp_path):
+    cache = FeatureCache(tmp_path, 10**9)
+    legacy = tmp_path / "s" / "ab" / "ab12.npy"  # written by the .npy format, never read now
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"\x93NUMPY" + bytes(2000))
+    os.utime(legacy, (time.time() - 10, time.time() - 10))
+    cache.put("s", "cd34", torch.ones(32, 16))
+    assert cache.size() == legacy.stat().st_size + cache.path("s", "cd34").stat().st_size
+    cache.max_bytes = cache.path("s", "cd34").stat().st_size
+    assert cache.evict() == 1 and not legacy.exists() and cache.get("s", "cd34") is not None
