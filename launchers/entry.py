@@ -42,8 +42,6 @@ class SweepJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
-        from vlm_sweeps.job import run_job
-
         self.interrupted = False
         _configure_logging()
         removed = scrub_environment()
@@ -51,6 +49,11 @@ class SweepJob(submitit.helpers.Checkpointable):
             log.info("ignoring %s from the submitting environment", ", ".join(removed))
         # the store the config names, also for any library that reads the variable
         os.environ["MLFLOW_TRACKING_URI"] = self.config["tracking"]["uri"]
+        if self.config["tracking"].get("process", True) and int(os.environ.get("SLURM_PROCID", 0)) == 0:
+            from vlm_sweeps import tracking_process
+
+            tracking_process.prestart()  # MLflow's imports beside the job's (torch, transformers) below
+        from vlm_sweeps.job import run_job
         try:
             result = run_job(OmegaConf.create(self.config), sweep_id=self.sweep_id)
         except SystemExit:

@@ -133,6 +133,9 @@ class TrackingConf:
     # None: $MLFLOW_TRACKING_URI if set, else sqlite:///<working dir>/mlflow.db
     uri: Optional[str] = None
     experiment: str = "vlm_sweeps"
+    # Talk to the store from a process of the job's own (vlm_sweeps/tracking_process.py): MLflow's
+    # import and store writes run beside the job's work. false: in the job's process.
+    process: bool = True
 
 
 @dataclass

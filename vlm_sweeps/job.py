@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vlm_sweeps import identity, naming, tracking, validate
+from vlm_sweeps import identity, naming, tracking, tracking_process, validate
 from vlm_sweeps.eval import registry
 from vlm_sweeps.config import to_container
 from vlm_sweeps.train import distributed
@@ -64,7 +64,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
             except BaseException as err:
                 dist.broadcast(RuntimeError(f"rank 0 could not open its run: {type(err).__name__}: {err}"))
                 raise
-        shared = dist.broadcast(tracker.run_id if isinstance(tracker, tracking.JobTracker) else tracker)
+        shared = dist.broadcast(tracker if isinstance(tracker, JobResult) or tracker is None else tracker.run_id)
         if isinstance(shared, Exception):
             raise shared
         if isinstance(shared, JobResult):  # finished before: a skip
@@ -87,20 +87,20 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
 
 
 def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Checkpointer
-              ) -> tracking.JobTracker | JobResult:
+              ) -> tracking_process.RemoteTracker | tracking.JobTracker | JobResult:
     """The MLflow run to train into (found again and reopened, or created), or the result of the
     FINISHED run that makes this job a skip."""
-    tracker = tracking.JobTracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment)
-    done = tracker.finished(signature)
+    tracker = tracking_process.open_tracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
+                                            separate_process=cfg.tracking.get("process", True))
+    done = tracker.finished_run(signature)
     axes = axes_of(cfg)
     if done is not None:
-        log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done.info.run_id)
-        return JobResult(signature, done.info.run_id, dict(done.data.metrics), skipped=True)
+        log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done[0])
+        return JobResult(signature, done[0], done[1], skipped=True)
     saved = checkpointer.load()
-    resumable = {r.info.run_id for r in tracker.find(signature) if r.info.status != "FINISHED"}
-    if saved is not None and saved.get("run_id") in resumable:
+    if saved is not None and saved.get("run_id") in tracker.unfinished(signature):
         run_id = tracker.reopen(saved["run_id"], sweep_id)  # the same MLflow run, continued
-        tracker.client.set_tag(run_id, naming.TAG_PREFIX + "resumed_from_step", str(sum(saved["stage_steps"])))
+        tracker.set_tag(naming.TAG_PREFIX + "resumed_from_step", str(sum(saved["stage_steps"])))
         log.info("%s [%s] resumes MLflow run %s from its checkpoint", run_name(axes), signature, run_id)
     else:
         if saved is not None:  # its run is not in this store (another store, or a reset one): keep it aside
@@ -331,7 +331,8 @@ def evaluate(cfg: Any, s: Setup, blind: bool | None = None, skipped: list[str] |
     return result.metrics, result.predictions
 
 
-def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker | None, checkpointer: Checkpointer,
+def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | tracking.JobTracker | None,
+                       checkpointer: Checkpointer,
                        dist: distributed.Distributed | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Set up, train, evaluate. Several processes: every rank trains; rank 0 (the one with a
     `tracker`) logs and evaluates the full model while the others wait, and returns the metrics."""
@@ -348,20 +349,19 @@ def train_and_evaluate(cfg: Any, tracker: tracking.JobTracker | None, checkpoint
         s.dist.barrier()
         return {}, timings
     step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
-                 on_plan=lambda total: tracker.client.set_tag(tracker.run_id, naming.TAG_TOTAL_STEPS, str(total)),
+                 on_plan=lambda total: tracker.set_tag(naming.TAG_TOTAL_STEPS, str(total)),
                  shared=SharedAlign.of(cfg), on_align=tracker.tag_align)
     for part, n in count_parameters(s.model).items():
-        tracker.client.set_tag(tracker.run_id, f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
+        tracker.set_tag(f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()
     skipped: list[str] = []
     metrics, predictions = evaluate(cfg, s, skipped=skipped)
     if skipped:
-        tracker.client.set_tag(tracker.run_id, naming.TAG_SKIPPED_BENCHMARKS, ",".join(skipped))
+        tracker.set_tag(naming.TAG_SKIPPED_BENCHMARKS, ",".join(skipped))
     timings["eval_s"] = time.perf_counter() - t_eval
     for stage_name, stats in s.feature_cache.items():
-        tracker.client.set_tag(tracker.run_id, f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
-                               f"hits={stats.hits} misses={stats.misses} written={stats.written} "
-                               f"evicted={stats.evicted}")
+        tracker.set_tag(f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
+                        f"hits={stats.hits} misses={stats.misses} written={stats.written} evicted={stats.evicted}")
     timings["job_s"] = time.perf_counter() - t0
     tracker.log_metrics(metrics, step)
     tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)

@@ -105,7 +105,8 @@ class SweepCallback(Callback):
 
 
 class JobTracker:
-    """The MLflow side of one job."""
+    """The MLflow side of one job. What the job asks of it is plain data (ids, dicts, strings), so
+    that it can run in a process of its own (tracking_process.py)."""
 
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
@@ -122,6 +123,18 @@ class JobTracker:
 
     def finished(self, signature: str):
         return next((r for r in self.find(signature) if r.info.status == "FINISHED"), None)
+
+    def finished_run(self, signature: str) -> tuple[str, dict[str, float]] | None:
+        """(run id, metrics) of the FINISHED run with this signature, if any."""
+        done = self.finished(signature)
+        return None if done is None else (done.info.run_id, dict(done.data.metrics))
+
+    def unfinished(self, signature: str) -> set[str]:
+        """Ids of this signature's runs that did not finish (a checkpoint of one resumes it)."""
+        return {r.info.run_id for r in self.find(signature) if r.info.status != "FINISHED"}
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
 
     def start(self, signature: str, resolved: dict, axes: dict[str, str], sweep_id: str | None,
               run_name: str, extra_tags: dict[str, str] | None = None) -> str:
@@ -206,11 +219,15 @@ class JobTracker:
         self.client.set_tag(self.run_id, naming.TAG_STATUS, "finished")
         self.client.set_terminated(self.run_id, "FINISHED")
 
-    def fail(self, error: BaseException) -> None:
-        message = f"{type(error).__name__}: {error}"
+    def fail(self, error: BaseException | str) -> None:
+        message = error if isinstance(error, str) else error_message(error)
         self.client.set_tag(self.run_id, naming.TAG_STATUS, "failed")
         self.client.set_tag(self.run_id, naming.TAG_ERROR, message[:5000])
         self.client.set_terminated(self.run_id, "FAILED")
+
+
+def error_message(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _param_value(value: Any) -> str:

@@ -20,7 +20,7 @@ import torch
 
 def main(plan_file: str, out: str) -> None:
     from tests.conftest import compose
-    from vlm_sweeps import tracking
+    from vlm_sweeps import tracking_process
     from vlm_sweeps.job import run_job
     from vlm_sweeps.train import checkpoint
     from vlm_sweeps.train.distributed import Distributed
@@ -29,22 +29,22 @@ def main(plan_file: str, out: str) -> None:
                         format=f"[rank{os.environ['RANK']}] %(name)s %(message)s")
     torch.set_num_threads(1)
     counts, norms = {"checkpoint_writes": 0, "tracker_opens": 0}, []
-    save, init, clip = checkpoint.atomic_save, tracking.JobTracker.__init__, Distributed.clip_grad_norm_
+    save, open_tracker, clip = checkpoint.atomic_save, tracking_process.open_tracker, Distributed.clip_grad_norm_
 
     def counted_save(*args, **kwargs):
         counts["checkpoint_writes"] += 1
         return save(*args, **kwargs)
 
-    def counted_init(self, *args, **kwargs):
+    def counted_open(*args, **kwargs):
         counts["tracker_opens"] += 1
-        return init(self, *args, **kwargs)
+        return open_tracker(*args, **kwargs)
 
     def recorded_clip(self, params, max_norm):
         norm = clip(self, params, max_norm)
         norms.append(float(norm))
         return norm
 
-    checkpoint.atomic_save, tracking.JobTracker.__init__ = counted_save, counted_init
+    checkpoint.atomic_save, tracking_process.open_tracker = counted_save, counted_open
     Distributed.clip_grad_norm_ = recorded_clip
     plan = json.loads(Path(plan_file).read_text())
     seen, grad_norms = [], {}
