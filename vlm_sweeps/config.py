@@ -176,6 +176,9 @@ class RunConf:
     feature_cache: bool = True
     feature_cache_max_gb: float = 50.0  # least-recently-used entries are evicted beyond this
     feature_cache_dir: Optional[str] = None  # None: <paths.cache_dir>/features
+    # Tokenized records shared by the jobs with the same records file, tokenizer, prompt format and
+    # sequence budget, under <paths.cache_dir>/tokens (data/token_cache.py)
+    token_cache: bool = True
     # Jobs with the same align signature (identity.align_signature) share one align stage: the first
     # trains it into <paths.runs_dir>/align-<align signature>/align.pt, the others load it.
     share_align: bool = True

@@ -200,6 +200,7 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
     `align_only`: the align stage alone (a SLURM align job). Returns the plan's optimizer steps.
     With several processes every rank calls it (checkpoints gather on every rank, rank 0 writes)
     and rank 0's `s.model` ends trained; the align stage is then not shared (SharedAlign.of)."""
+    from vlm_sweeps.data import token_cache
     from vlm_sweeps.data.instruct import InstructDataset
     from vlm_sweeps.data.llava import load_llava
     from vlm_sweeps.train.checkpoint import rng_state
@@ -218,7 +219,7 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
         if plan[0].name != "align":
             raise validate.ConfigError([f"optimization={cfg.optimization.name} has no align stage to train alone"])
         plan = plan[:1]
-    datasets, totals = [], []
+    datasets, totals, token_entries = [], [], []
     epochs_of = [cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs
                  for stage in plan]  # the epochs axis is the finetune stage's
     for stage, epochs in zip(plan, epochs_of):
@@ -226,6 +227,7 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
                    else load_llava(s.files[stage.name], drop_text_only=cfg.data.drop_text_only))
         datasets.append(InstructDataset(records, s.tokenizer, s.fmt, s.transforms, cfg.scale.max_seq_len,
                                         s.model.num_patches))
+        token_entries.append(shared_tokens(cfg, s, stage.name, datasets[-1]))
         totals.append(steps_for(datasets[-1].modalities(), cfg.scale[stage.name].batch_size, epochs))
     if on_plan is not None:
         on_plan(sum(totals))
@@ -272,6 +274,8 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
             result = run_stage()
             steps, final_loss, samples, source = result.steps, result.final_loss, result.samples, TRAINED
             seconds = result.seconds
+            if token_entries[index] is not None and s.dist.is_main:  # for the next job (once complete)
+                token_cache.save(token_entries[index], datasets[index].tokenized(), len(datasets[index]))
         if stage.name == "align" and on_align is not None:
             on_align(identity.align_signature(cfg), source)
         stage_steps.append(steps)
@@ -287,6 +291,26 @@ def train(cfg: Any, s: Setup, log_fn, timings: dict[str, float] | None = None,
                      stats.hits, stats.misses, stats.written, stats.evicted)
     s.dist.finish(trainee, s.model)
     return step
+
+
+def shared_tokens(cfg: Any, s: Setup, stage_name: str, dataset: Any) -> Path | None:
+    """The entry of a stage's tokenized records shared across jobs (data/token_cache.py), its
+    tokens adopted by `dataset` when another job wrote it; None when the cache is off
+    (`run.token_cache`) or does not apply (a dataset too large to keep its tokens)."""
+    from vlm_sweeps.data import token_cache
+
+    if not cfg.run.token_cache or not dataset.memoizes:
+        return None
+    entry = token_cache.key(s.files[stage_name], cfg.data.drop_text_only, s.tokenizer, s.fmt, cfg.scale.max_seq_len,
+                            s.model.num_patches)
+    if entry is None:
+        return None
+    path = token_cache.path_of(Path(cfg.paths.cache_dir).resolve(), entry)
+    tokens = token_cache.load(path, len(dataset))
+    if tokens is not None:
+        dataset.adopt_tokens(tokens)
+        log.info("stage %s: %d tokenized records read from %s", stage_name, len(tokens), path)
+    return path
 
 
 def frozen_features(cfg: Any, s: Setup, stage: Any = None):

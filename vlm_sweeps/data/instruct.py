@@ -71,16 +71,36 @@ class InstructDataset(Dataset):
         return [sum(len(t["value"].split()) for t in r.conversations) + (self.num_patches if r.is_multimodal else 0)
                 for r in self.records]
 
+    def tokens(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, labels) of record `index`: [BOS] + its segments, within the sequence budget
+        left after the image patches."""
+        found = self._tokens.get(index)
+        if found is not None:
+            return found
+        record = self.records[index]
+        segments = conversation_segments(self.fmt, list(record.conversations), self.tokenizer.eos_token)
+        budget = self.max_seq_len - (self.num_patches if record.is_multimodal else 0)
+        found = encode_segments(self.tokenizer, segments, budget)
+        if self.memoizes:
+            self._tokens[index] = found
+        return found
+
+    @property
+    def memoizes(self) -> bool:
+        """Whether tokenized records are kept for later epochs (and for other jobs: token_cache.py)."""
+        return len(self.records) <= MEMO_RECORDS
+
+    def tokenized(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """The records tokenized so far, by index."""
+        return self._tokens
+
+    def adopt_tokens(self, tokens: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Records tokenized elsewhere (token_cache.py), exactly as `tokens` would make them."""
+        self._tokens.update(tokens)
+
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        tokens = self._tokens.get(index)
-        if tokens is None:
-            segments = conversation_segments(self.fmt, list(record.conversations), self.tokenizer.eos_token)
-            budget = self.max_seq_len - (self.num_patches if record.is_multimodal else 0)
-            tokens = encode_segments(self.tokenizer, segments, budget)
-            if len(self.records) <= MEMO_RECORDS:
-                self._tokens[index] = tokens
-        input_ids, labels = tokens
+        input_ids, labels = self.tokens(index)
         item = {"input_ids": input_ids, "labels": labels, "pixel_values": None}
         if record.is_multimodal and self.features is not None:
             key = self._image_keys.get(index)
