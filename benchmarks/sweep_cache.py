@@ -2,9 +2,11 @@
 encoder) without and with the frozen-feature cache, measured in one run of this script, and a check
 that both sweeps log equal metrics.
 
-Each sweep is one `python -m vlm_sweeps.run -m ...` process with its own tracking store. Both share
-the synthetic world and tokenizer (generated before timing starts); the cached sweep starts from an
-empty feature cache, so its first run computes every image's features and the other five read them.
+Each sweep is one `python -m vlm_sweeps.run -m ...` process with its own tracking store and its own
+cache folder, in which the synthetic world and tokenizer are generated before timing starts: both
+sweeps start with no frozen features and no tokenized records (data/token_cache.py, on in both),
+so that they differ in the feature cache alone. The cached sweep's first run computes every
+image's features and the other five read them.
 
 Usage: python benchmarks/sweep_cache.py [--extra OVERRIDE ...]   (about 20 minutes on a 2-core CPU)
 The last line is the headline: the uncached / cached wall-time ratio.
@@ -45,16 +47,16 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
-        common = ["run.progress=false", f"paths.cache_dir={cwd / 'shared_cache'}", *args.extra]
-        # the world and tokenizer, once, outside the timings (a 0-epoch job would still train 1 step)
-        run(cwd, [*common, "run.dry_run=false", "epochs=0.01", "benchmarks.max_examples=1",
-                  f"tracking.uri=sqlite:///{cwd / 'warmup.db'}", "run.feature_cache=false"])
+        common = ["run.progress=false", *args.extra]
         walls, found = {}, {}
-        for name, switch in (("uncached", "run.feature_cache=false"),
-                             ("cached", f"run.feature_cache_dir={cwd / 'features'}")):
+        for name, switch in (("uncached", "run.feature_cache=false"), ("cached", "run.feature_cache=true")):
+            # the world and tokenizer, outside the timings (a fractional epoch: its tokens are not
+            # saved; a 0-epoch job would still train 1 step)
+            own = [*common, f"paths.root={cwd / name}"]
+            run(cwd, [*own, "epochs=0.01", "benchmarks.max_examples=1", "run.feature_cache=false",
+                      f"tracking.uri=sqlite:///{cwd / name}-warmup.db"])
             uri = f"sqlite:///{cwd / name}.db"
-            walls[name] = run(cwd, ["-m", *SWEEP, *common, switch, f"tracking.uri={uri}",
-                                    f"paths.root={cwd / name}"])
+            walls[name] = run(cwd, ["-m", *SWEEP, *own, switch, f"tracking.uri={uri}"])
             found[name] = metrics(uri)
             print(f"{name:>8}: {walls[name]:7.1f} s for {len(found[name])} runs", flush=True)
     assert len(found["cached"]) == len(found["uncached"]) == 6, {k: len(v) for k, v in found.items()}
