@@ -64,7 +64,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
             except BaseException as err:
                 dist.broadcast(RuntimeError(f"rank 0 could not open its run: {type(err).__name__}: {err}"))
                 raise
-        shared = dist.broadcast(tracker if isinstance(tracker, JobResult) or tracker is None else tracker.run_id)
+        shared = dist.broadcast(tracker if isinstance(tracker, JobResult) else getattr(tracker, "run_id", None))
         if isinstance(shared, Exception):
             raise shared
         if isinstance(shared, JobResult):  # finished before: a skip

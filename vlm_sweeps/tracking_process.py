@@ -24,6 +24,7 @@ local sweep, a test session); `tracking.process=false` keeps the tracker in the 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import pickle
@@ -84,15 +85,19 @@ class TrackingProcess:
             proc = self._proc
             self._calls += 1
             self._sent += 1
+            # pickled whole before anything is written: an argument that cannot be pickled raises
+            # here and leaves the pipe as it was
+            request = pickle.dumps((self._calls, tracker and tracker[1], method, args, kwargs, reply),
+                                   protocol=pickle.HIGHEST_PROTOCOL)
             try:
-                pickle.dump((self._calls, tracker and tracker[1], method, args, kwargs, reply), proc.stdin,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.write(request)
                 proc.stdin.flush()
                 if not reply:
                     return None
                 call, ok, value = pickle.load(proc.stdout)
             except (OSError, EOFError, pickle.UnpicklingError) as err:
-                proc.wait(5)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
                 raise TrackingError(f"the tracking process ({MODULE}) exited{self._exit_code()} during {method}; "
                                     "its error, if any, is on stderr above") from err
         assert call == self._calls, (call, self._calls)
