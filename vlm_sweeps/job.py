@@ -62,7 +62,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
             try:
                 tracker = _open_run(cfg, signature, sweep_id, checkpointer)
             except BaseException as err:
-                dist.broadcast(RuntimeError(f"rank 0 could not open its run: {type(err).__name__}: {err}"))
+                dist.broadcast(RuntimeError(f"rank 0 could not open its run: {tracking.error_message(err)}"))
                 raise
         shared = dist.broadcast(tracker if isinstance(tracker, JobResult) else getattr(tracker, "run_id", None))
         if isinstance(shared, Exception):
