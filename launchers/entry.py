@@ -49,10 +49,9 @@ class SweepJob(submitit.helpers.Checkpointable):
             log.info("ignoring %s from the submitting environment", ", ".join(removed))
         # the store the config names, also for any library that reads the variable
         os.environ["MLFLOW_TRACKING_URI"] = self.config["tracking"]["uri"]
-        if self.config["tracking"].get("process", True) and int(os.environ.get("SLURM_PROCID", 0)) == 0:
-            from vlm_sweeps import tracking_process
+        from vlm_sweeps import tracking_process
 
-            tracking_process.prestart()  # MLflow's imports beside the job's (torch, transformers) below
+        tracking_process.prestart(self.config["tracking"].get("process", True))  # beside the imports below
         from vlm_sweeps.job import run_job
         try:
             result = run_job(OmegaConf.create(self.config), sweep_id=self.sweep_id)

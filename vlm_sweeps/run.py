@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import hydra
@@ -32,18 +31,11 @@ def current_sweep_id() -> str | None:
     return Path(hc.sweep.dir).name
 
 
-def start_tracking_process(cfg: DictConfig) -> None:
-    """The job's tracking process (tracking_process.py), started before the job's heavy imports
-    so that MLflow's run beside them; not for a dry run, nor for a rank that does not track."""
-    if cfg.tracking.process and not cfg.run.dry_run and int(os.environ.get("RANK", 0)) == 0:
-        from vlm_sweeps import tracking_process
-
-        tracking_process.prestart()
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict[str, float]:
-    start_tracking_process(cfg)
+    from vlm_sweeps import tracking_process
+
+    tracking_process.prestart(cfg.tracking.process and not cfg.run.dry_run)
     from vlm_sweeps.job import run_job  # torch, transformers: seconds, while the tracking process starts
 
     try:

@@ -35,6 +35,7 @@ import threading
 from typing import Any, BinaryIO
 
 from vlm_sweeps.tracking import JobTracker, error_message
+from vlm_sweeps.train import is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,12 @@ _PROCESS = TrackingProcess()
 atexit.register(_PROCESS.close)
 
 
-def prestart() -> None:
-    """Start this process's tracking process now, so that its imports run beside the job's."""
-    _PROCESS.start()
+def prestart(enabled: bool = True) -> None:
+    """Start this process's tracking process now, so that its imports run beside the job's (the
+    entry points call it before importing torch); only where it will serve: `enabled`
+    (`tracking.process`) and rank 0, the one rank that tracks."""
+    if enabled and is_rank_zero():
+        _PROCESS.start()
 
 
 class RemoteTracker:

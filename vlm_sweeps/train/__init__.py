@@ -1,1 +1,9 @@
 """Training: stage plans as parameter groups, and the loop."""
+
+import os
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of its job (torchrun's RANK, else SLURM's task id), read from
+    the environment alone: callable before torch is imported (tracking_process.prestart)."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0

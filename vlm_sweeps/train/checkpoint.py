@@ -15,12 +15,9 @@ from typing import Any
 import torch
 
 from vlm_sweeps.atomic import atomic_write
+from vlm_sweeps.train import is_rank_zero
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
 
 
 def rng_state() -> dict[str, Any]:
