@@ -160,3 +160,70 @@ def render(record: Manifest, table: list[Row], metric: str, aligns: list[AlignRo
         text.append("shared align stages:")
         text += ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     return "\n".join(text)
+
+
+# The tracking store's own view: local sweeps and single runs (no SLURM manifest), dead runs seen.
+
+
+@dataclass
+class StoreRow:
+    signature: str
+    axes: dict[str, str]
+    state: str  # liveness.STATES
+    progress: str
+    heartbeat: str  # age of the last heartbeat ("12 s ago") or "-"
+    where: str  # host:pid of the process that held the run
+    metric: float | None
+    run_id: str
+    command: str | None
+    error: str | None
+
+
+def store_rows(uri: str, experiment: str, sweep: str | None = None,
+               metric: str | None = None) -> tuple[list[StoreRow], str]:
+    """One row per signature of the store's job runs (the newest run; a FINISHED one wins), of
+    one sweep (`sweep`: its id) or all."""
+    from mlflow.tracking import MlflowClient
+
+    from vlm_sweeps import liveness
+
+    runs = store.job_runs(uri, experiment)
+    if sweep is not None:
+        runs = {sig: run for sig, run in runs.items() if run.data.tags.get(naming.TAG_SWEEP_ID) == sweep}
+    client = MlflowClient(tracking_uri=uri)
+    metric = metric or default_metric(runs)
+    out = []
+    for signature, run in sorted(runs.items(), key=lambda item: item[1].info.start_time or 0):
+        tags = run.data.tags
+        state = liveness.state_of(run.info.status, tags)
+        age = liveness.heartbeat_age(tags)
+        host, pid = tags.get(naming.TAG_HOST), tags.get(naming.TAG_PID)
+        out.append(StoreRow(signature, {k: run.data.params.get(k, "-") for k in naming.AXES}, state,
+                            _progress(client, run), "-" if age is None else f"{age:.0f} s ago",
+                            f"{host}:{pid}" if host else "-", run.data.metrics.get(metric), run.info.run_id,
+                            liveness.resume_hint(tags), tags.get(naming.TAG_ERROR)))
+    return out, metric
+
+
+def render_store(uri: str, experiment: str, table: list[StoreRow], metric: str) -> str:
+    from vlm_sweeps.redact import redact_uri
+
+    axes = [k for k in naming.AXES if len({row.axes[k] for row in table}) > 1] or list(naming.AXES[:2])
+    header = ["signature", *axes, "state", "progress", "heartbeat", "host:pid", metric]
+    lines = [header] + [[row.signature, *[row.axes[k] for k in axes], row.state, row.progress, row.heartbeat,
+                         row.where, "-" if row.metric is None else f"{row.metric:.4f}"] for row in table]
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    text = [f"{len(table)} jobs in {redact_uri(uri)} (experiment {experiment})"]
+    text += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    from vlm_sweeps.liveness import STATES as LIVE_STATES
+
+    counts = {s: sum(r.state == s for r in table) for s in LIVE_STATES}
+    text.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no job runs")
+    for row in table:
+        if row.state in ("dead", "interrupted", "failed"):
+            why = {"dead": "dead (its process is gone; the run was left RUNNING)",
+                   "interrupted": "interrupted", "failed": "failed"}[row.state]
+            text.append(f"{row.signature} {why}" + (f": {row.error}" if row.error else ""))
+            text.append(f"  resume: {row.command}" if row.command else
+                        "  resume: run its command again (the same signature resumes the run)")
+    return "\n".join(text)

@@ -1,12 +1,30 @@
 """Atomic file writes: a temp file in the target's folder, fsync, then rename, so a reader (or a
-job restarted after a crash) sees the old file or the new one, never half of one."""
+job restarted after a crash) sees the old file or the new one, never half of one.
+
+A temp file is named `.<target>.<host>-<pid>.<random>.tmp`: a writer killed mid-write (SIGKILL,
+OOM, a node lost) leaves it behind, and `remove_stale` (run by whoever takes over the folder)
+removes the ones whose writer is gone, so a killed job does not leave GBs of half checkpoints."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Callable
+
+log = logging.getLogger(__name__)
+# temp files of a writer on another host (its pid cannot be checked from here), or of a version
+# that did not name its writer, count as stale after this long
+STALE_AFTER_S = 24 * 3600
+_TEMP = re.compile(r"^\.(?P<target>.+?)\.(?:(?P<host>[^.]*)-(?P<pid>\d+)\.)?[^.]+\.tmp$")
+
+
+def _writer() -> str:
+    return f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
 
 
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object], durable: bool = True) -> Path:
@@ -14,7 +32,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object], durable
     fsync (caches whose readers check what they read: still never half a file after a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -30,3 +48,37 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], object], durable
 
 def atomic_write_text(path: Path | str, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def remove_stale(folder: Path | str, now: float | None = None) -> list[Path]:
+    """Remove the temp files of atomic writes in `folder` whose writer is gone: a process of this
+    host that no longer runs, or (another host's, or unnamed) older than STALE_AFTER_S. Returns
+    what was removed. Temp files of live writers are never touched."""
+    from vlm_sweeps.locks import pid_alive
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    host = _writer().rsplit("-", 1)[0]
+    removed = []
+    for entry in os.scandir(folder):
+        match = _TEMP.match(entry.name)
+        if match is None or not entry.is_file():
+            continue
+        if match["pid"] is not None and match["host"] == host:
+            stale = int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"]))
+        else:
+            try:
+                stale = now - entry.stat().st_mtime > STALE_AFTER_S
+            except FileNotFoundError:
+                continue
+        if stale:
+            try:
+                size = entry.stat().st_size
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed.append(Path(entry.path))
+            log.info("removed %s (%.1f MB), left by an interrupted write", entry.path, size / 1e6)
+    return removed

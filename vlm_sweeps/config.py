@@ -136,6 +136,9 @@ class TrackingConf:
     # Talk to the store from a process of the job's own (vlm_sweeps/tracking_process.py): MLflow's
     # import and store writes run beside the job's work. false: in the job's process.
     process: bool = True
+    # Seconds between a job's heartbeats on its run (tag vlm_sweeps.heartbeat): a RUNNING run whose
+    # heartbeat stopped is dead (vlm_sweeps/liveness.py). 0: no heartbeat thread.
+    heartbeat_s: float = 30.0
 
 
 @dataclass
@@ -166,7 +169,12 @@ class RunConf:
     num_workers: int = 0
     log_every: int = 10  # optimizer steps between training-curve points
     progress: bool = True  # progress bars on a terminal
-    threads: Optional[int] = None  # torch intra-op threads (None: torch's default)
+    # torch intra-op threads; None: the CPUs this job may use (affinity, cgroup quota,
+    # SLURM_CPUS_PER_TASK) shared among the vlm_sweeps jobs running on this host (cpu_share.py)
+    threads: Optional[int] = None
+    # A second process with the same signature (the same command twice, two resumes of one run)
+    # waits until the first one ends, then skips or resumes; false: it exits at once, naming the owner.
+    wait_for_owner: bool = True
     checkpoint_every: int = 100  # optimizer steps between resumable checkpoints (0: only at stage ends)
     fail_at_step: Optional[int] = None  # fault injection: raise at this global step (resilience tests)
     dry_run: bool = False  # print parameter counts, memory and step-time estimates; load and train nothing

@@ -3,16 +3,22 @@ plan -> evaluate the suite -> track. `run_job` is what the Hydra entry point and
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
+import shlex
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from vlm_sweeps import identity, naming, tracking, tracking_process, validate
+from vlm_sweeps import atomic, cpu_share, identity, locks, naming, tracking, tracking_process, validate
+from vlm_sweeps.redact import redact_uri
 from vlm_sweeps.eval import registry
 from vlm_sweeps.config import to_container
 from vlm_sweeps.train import distributed
@@ -47,7 +53,9 @@ def run_name(axes: dict[str, str]) -> str:
 
 def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
     """One job; with several processes (torchrun, SLURM tasks: train/distributed.py) every process
-    calls it, rank 0 alone tracks, checkpoints and evaluates, and all return rank 0's result."""
+    calls it, rank 0 alone tracks, checkpoints and evaluates, and all return rank 0's result.
+    Every input is checked before a run is opened; rank 0 owns the signature (one process at a
+    time, on any host) while it trains; SIGTERM is an interruption like Ctrl-C (resumable)."""
     validate.check(cfg, world_size=distributed.detect().world_size)
     signature = identity.signature(cfg)
     if cfg.run.dry_run:  # sizes and costs from the configs alone: no weights, data or tracking needed
@@ -55,11 +63,14 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
 
         print(report(cfg))
         return JobResult(signature, "dry-run (nothing trained or tracked)", {}, dry_run=True)
-    with distributed.session(cfg.run.parallel, _device(cfg)) as dist:
+    records = check_data(cfg)  # a data error leaves no FAILED run behind: none is opened yet
+    with distributed.session(cfg.run.parallel, _device(cfg)) as dist, terminated_as_interrupt(), \
+            contextlib.ExitStack() as owned:
         checkpointer = Checkpointer(Path(cfg.paths.runs_dir).resolve() / signature, cfg.run.checkpoint_every)
         tracker = None  # the tracking store is rank 0's; the other ranks follow its decision
         if dist.is_main:
             try:
+                owned.enter_context(own(cfg, signature, checkpointer))
                 tracker = _open_run(cfg, signature, sweep_id, checkpointer)
             except BaseException as err:
                 dist.broadcast(RuntimeError(f"rank 0 could not open its run: {tracking.error_message(err)}"))
@@ -70,10 +81,15 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         if isinstance(shared, JobResult):  # finished before: a skip
             return shared
         run_id = shared
+        heartbeat = tracking.Heartbeat(tracker, cfg.tracking.heartbeat_s, resume_command()) if tracker else None
         try:
-            metrics, timings = train_and_evaluate(cfg, tracker, checkpointer, dist)
+            try:
+                metrics, timings = train_and_evaluate(cfg, tracker, checkpointer, dist, records)
+            finally:
+                if heartbeat:  # no beat after the run's last state
+                    heartbeat.stop()
         except (KeyboardInterrupt, SystemExit):
-            # preempted or requeued (submitit exits this way): the run stays open for the resume
+            # preempted or requeued (submitit exits this way), Ctrl-C, SIGTERM: the run stays open for the resume
             if tracker:
                 tracker.interrupted()
             raise
@@ -84,6 +100,56 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         if tracker:
             tracker.finish()
         return JobResult(signature, run_id, dist.broadcast(metrics), timings=timings)
+
+
+class Terminated(SystemExit):
+    """SIGTERM (`kill`, `timeout`, docker stop, systemd), raised where the job is, so that it
+    ends like a Ctrl-C: its run marked interrupted and resumable from its last checkpoint."""
+
+
+@contextlib.contextmanager
+def terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated while the block runs, where nobody else handles it (under
+    submitit, which handles its own signals, nothing changes)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        log.warning("SIGTERM: interrupting the job (its run stays resumable)")
+        raise Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def own(cfg: Any, signature: str, checkpointer: Checkpointer):
+    """Hold the signature for this process: `<runs_dir>/<signature>.owner`, locked (fcntl: freed
+    when the owner exits or dies). Another process of the same signature waits for it
+    (`run.wait_for_owner`, then finds the run finished, or resumes it) or exits naming the owner:
+    never two trainings of one signature, nor two resumes logging into one run."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(locks.exclusive(checkpointer.folder.with_name(f"{signature}.owner"),
+                                        f"signature {signature}", wait=cfg.run.wait_for_owner))
+    atomic.remove_stale(checkpointer.folder)  # half-written checkpoints of a killed owner
+    return stack
+
+
+def resume_command() -> str | None:
+    """The command that reruns this job (and resumes its run), credentials redacted: the Hydra
+    overrides of this job, from its working directory; None outside a Hydra job (SLURM requeues)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vlm_sweeps.redact import redact_text
+
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return None
+    return redact_text(f"cd {shlex.quote(os.getcwd())} && python -m vlm_sweeps.run {shlex.join(overrides)}".rstrip())
 
 
 def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Checkpointer
@@ -107,9 +173,9 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
             aside = checkpointer.folder / f"checkpoint.{saved.get('run_id') or 'unknown'}.pt"
             checkpointer.path.replace(aside)
             log.warning("checkpoint of run %s is not resumable in %s; kept as %s", saved.get("run_id"),
-                        tracker.uri, aside)
+                        redact_uri(tracker.uri), aside)
         run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
-        log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, tracker.uri)
+        log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, redact_uri(tracker.uri))
     return tracker
 
 
@@ -147,8 +213,7 @@ def setup(cfg: Any, dist: distributed.Distributed | None = None) -> Setup:
     from vlm_sweeps.models.builder import build_vlm, image_transforms
     from vlm_sweeps.models.prompts import get_format
 
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    cpu_share.start(cfg.run.threads)  # this job's share of the host's CPUs, or run.threads
     cache_dir = Path(cfg.paths.cache_dir).resolve()
     data_root = Path(cfg.paths.data_root).resolve()
     # The synthetic world is built once per settings and shared by every job that uses it.
@@ -356,15 +421,16 @@ def evaluate(cfg: Any, s: Setup, blind: bool | None = None, skipped: list[str] |
 
 
 def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | tracking.JobTracker | None,
-                       checkpointer: Checkpointer,
-                       dist: distributed.Distributed | None = None) -> tuple[dict[str, float], dict[str, float]]:
+                       checkpointer: Checkpointer, dist: distributed.Distributed | None = None,
+                       records: dict[str, list] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Set up, train, evaluate. Several processes: every rank trains; rank 0 (the one with a
-    `tracker`) logs and evaluates the full model while the others wait, and returns the metrics."""
+    `tracker`) logs and evaluates the full model while the others wait, and returns the metrics.
+    `records`: check_data's, when the caller checked the data already."""
     from vlm_sweeps.train.stages import count_parameters
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    records = check_data(cfg)
+    records = check_data(cfg) if records is None else records
     s = setup(cfg, dist)
     s.records.update(records)
     timings["setup_s"] = time.perf_counter() - t0

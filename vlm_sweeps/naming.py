@@ -16,7 +16,7 @@ TAG_PREFIX = "vlm_sweeps."
 TAG_SIGNATURE = TAG_PREFIX + "signature"  # hash of the resolved config (see identity.py)
 TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"  # one id per `-m` invocation
 TAG_KIND = TAG_PREFIX + "kind"  # "job" for a training run, "sweep" for a sweep's parent run
-TAG_STATUS = TAG_PREFIX + "status"  # mirrors the job's life: running, finished, failed
+TAG_STATUS = TAG_PREFIX + "status"  # mirrors the job's life: running, interrupted, finished, failed, superseded
 TAG_ERROR = TAG_PREFIX + "error"  # the exception message of a failed job
 TAG_GIT_COMMIT = TAG_PREFIX + "git_commit"
 TAG_TOTAL_STEPS = TAG_PREFIX + "total_steps"  # optimizer steps of the whole stage plan
@@ -27,7 +27,16 @@ TAG_FEATURE_CACHE = TAG_PREFIX + "feature_cache"  # .<stage>: "hits=.. misses=..
 # "trained" (the align stage ran in this job) or "reused" (loaded from the shared align checkpoint).
 TAG_ALIGN_SIGNATURE = TAG_PREFIX + "align_signature"
 TAG_ALIGN_SOURCE = TAG_PREFIX + "align_source"
-BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>  # "<array job>_<task>" or the plain job id
+# Liveness of a job's run (issue: dead runs must not look alive). While a job holds its run it
+# rewrites TAG_HEARTBEAT (unix seconds, as a string) every TAG_HEARTBEAT_EVERY seconds; a RUNNING
+# run whose heartbeat is older than DEAD_AFTER heartbeats is dead (SIGKILL, power loss, OOM).
+TAG_HEARTBEAT = TAG_PREFIX + "heartbeat"
+TAG_HEARTBEAT_EVERY = TAG_PREFIX + "heartbeat_every_s"
+DEAD_AFTER = 4  # heartbeats missed before a RUNNING run counts as dead
+TAG_HOST = TAG_PREFIX + "host"  # hostname of the process that holds the run
+TAG_PID = TAG_PREFIX + "pid"  # its process id
+TAG_COMMAND = TAG_PREFIX + "command"  # the command line that runs (and resumes) this job, credentials redacted
+BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"
 

@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 
 from vlm_sweeps.config import register_configs
 from vlm_sweeps.data.llava import DataError
+from vlm_sweeps.locks import Busy
+from vlm_sweeps.train import Diverged
 from vlm_sweeps.validate import ConfigError
 
 register_configs()
@@ -44,6 +46,13 @@ def main(cfg: DictConfig) -> dict[str, float]:
         # the user's input is wrong: say what and how to fix it, without a stack trace
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Busy as err:  # run.wait_for_owner=false and another process runs this signature
+        print(f"error: {err}; it is being trained there: wait for it to end (or leave run.wait_for_owner "
+              "at true to wait here and then skip or resume)", file=sys.stderr)
+        raise SystemExit(3) from None
+    except Diverged as err:  # the run is FAILED with this message; the traceback would add nothing
+        print(f"error: training diverged: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
     if result.dry_run:
         return {}
     state = "skipped (already finished)" if result.skipped else "finished"

@@ -7,10 +7,13 @@ parallel jobs never race on a fresh sqlite store's migration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from vlm_sweeps import naming
+from vlm_sweeps.redact import redact_tree
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +40,40 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite URI (None for other stores and in-memory databases)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(uri[len(prefix):].split("?", 1)[0])
+
+
 def ensure_experiment(uri: str, name: str) -> str:
     """Create the store's schema (first client on a sqlite file) and the experiment; return its id.
+    On a sqlite file this runs under a lock beside it: MLflow's schema migration is not safe
+    against another process migrating the same fresh file at once ("duplicate column name"), and
+    any first job, not only a sweep's callback, may be the one that creates it.
     Artifacts of a sqlite store go beside the database, not into whatever the working dir is."""
+    from vlm_sweeps import locks
+
+    database = sqlite_file(uri)
+    if database is None:
+        return _ensure_experiment(uri, name)
+    database = database.resolve()
+    with locks.exclusive(database.with_name(database.name + ".lock"), f"schema of {database}"):
+        return _ensure_experiment(uri, name, (database.parent / "mlartifacts").as_uri())
+
+
+def _ensure_experiment(uri: str, name: str, location: str | None = None) -> str:
     from mlflow.exceptions import MlflowException
 
     client = _client(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # created meanwhile by another process
+    except MlflowException:  # created meanwhile by another process (a server's store)
         return client.get_experiment_by_name(name).experiment_id
 
 
@@ -72,8 +95,8 @@ def find_sweep_run(client, experiment_id: str, sweep_id: str):
 
 def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[str]) -> str:
     """The parent run that groups a sweep's jobs in the MLflow UI (created once per sweep)."""
-    client = _client(uri)
     exp_id = ensure_experiment(uri, experiment)
+    client = _client(uri)
     existing = find_sweep_run(client, exp_id, sweep_id)
     if existing is not None:
         return existing.info.run_id
@@ -110,8 +133,8 @@ class JobTracker:
 
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
+        self.experiment_id = ensure_experiment(uri, experiment)  # first: a fresh store's schema, under its lock
         self.client = _client(uri)
-        self.experiment_id = ensure_experiment(uri, experiment)
         self.run_id: str | None = None
         self.logged_until = -1  # last training-curve step already in the store (resume)
 
@@ -159,13 +182,25 @@ class JobTracker:
                 self.client.set_terminated(old.info.run_id, "KILLED")
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
-        self._tag_slurm()
-        params = {**axes, **{k: v for k, v in flatten(resolved).items() if k not in axes}}
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
-        self.log_text(_yaml(resolved), "config.yaml")
+        with self._failing_on_error("start"):
+            self._tag_slurm()
+            resolved = redact_tree(resolved)  # no credential of a tracking URI (or any other) in the store
+            params = {**axes, **{k: v for k, v in flatten(resolved).items() if k not in axes}}
+            items = [Param(k, _param_value(v)) for k, v in params.items()]
+            for i in range(0, len(items), 100):
+                self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.log_text(_yaml(resolved), "config.yaml")
         return self.run_id
+
+    @contextlib.contextmanager
+    def _failing_on_error(self, what: str):
+        """A run that exists but could not be set up is marked FAILED, not left RUNNING."""
+        try:
+            yield
+        except BaseException as err:
+            with contextlib.suppress(Exception):
+                self.fail(f"{what} of the run failed: {error_message(err)}")
+            raise
 
     def reopen(self, run_id: str, sweep_id: str | None) -> str:
         """Continue an interrupted run (requeued or restarted job) instead of starting another.
@@ -173,15 +208,22 @@ class JobTracker:
         last checkpoint and the interruption)."""
         self.run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
-        self.client.set_tag(run_id, naming.TAG_STATUS, "running")
-        if naming.TAG_ERROR in self.client.get_run(run_id).data.tags:  # the failure it recovers from
-            self.client.delete_tag(run_id, naming.TAG_ERROR)
-        history = self.client.get_metric_history(run_id, naming.TRAIN_LOSS)
-        self.logged_until = max((m.step for m in history), default=-1)
-        self._tag_slurm()
-        resumes = int(self.client.get_run(run_id).data.tags.get(naming.TAG_PREFIX + "resumes", "0")) + 1
-        self.client.set_tag(run_id, naming.TAG_PREFIX + "resumes", str(resumes))
+        with self._failing_on_error("reopening"):
+            self.client.set_tag(run_id, naming.TAG_STATUS, "running")
+            if naming.TAG_ERROR in self.client.get_run(run_id).data.tags:  # the failure it recovers from
+                self.client.delete_tag(run_id, naming.TAG_ERROR)
+            history = self.client.get_metric_history(run_id, naming.TRAIN_LOSS)
+            self.logged_until = max((m.step for m in history), default=-1)
+            self._tag_slurm()
+            resumes = int(self.client.get_run(run_id).data.tags.get(naming.TAG_PREFIX + "resumes", "0")) + 1
+            self.client.set_tag(run_id, naming.TAG_PREFIX + "resumes", str(resumes))
         return run_id
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Several tags in one write."""
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def _tag_slurm(self) -> None:
         job = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -224,6 +266,38 @@ class JobTracker:
         self.client.set_tag(self.run_id, naming.TAG_STATUS, "failed")
         self.client.set_tag(self.run_id, naming.TAG_ERROR, message[:5000])
         self.client.set_terminated(self.run_id, "FAILED")
+
+
+class Heartbeat:
+    """While a job holds its run: the run's host, pid and resume command, and TAG_HEARTBEAT
+    rewritten every `every` seconds from a daemon thread, so that any reader of the store tells a
+    dead RUNNING run (SIGKILL, OOM, a lost node: no handler runs) from a live one
+    (vlm_sweeps/liveness.py, `python -m launchers status`). `tracker` is a JobTracker or its
+    RemoteTracker (whose tag writes do not wait for the store)."""
+
+    def __init__(self, tracker: Any, every: float, command: str | None = None):
+        self.tracker, self.every = tracker, float(every)
+        self._stop = threading.Event()
+        tags = {naming.TAG_HOST: socket.gethostname(), naming.TAG_PID: str(os.getpid()),
+                naming.TAG_HEARTBEAT_EVERY: f"{self.every:g}", naming.TAG_HEARTBEAT: str(round(time.time()))}
+        if command:
+            tags[naming.TAG_COMMAND] = command
+        tracker.set_tags(tags)
+        self._thread = threading.Thread(target=self._beat, name="vlm_sweeps-heartbeat", daemon=True)
+        if self.every > 0:
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.tracker.set_tag(naming.TAG_HEARTBEAT, str(round(time.time())))
+            except Exception as err:  # the job's own writes report a lost store; a beat only logs
+                log.warning("heartbeat not written: %s", err)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
 
 def error_message(error: BaseException) -> str:

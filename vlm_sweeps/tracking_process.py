@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 MODULE = "vlm_sweeps.tracking_process"
 ENV_PREFIXES = ("MLFLOW_", "SLURM_")  # what a tracker reads from the job's environment
-NO_REPLY = frozenset({"log_curve", "log_metrics", "log_text", "log_records", "set_tag", "tag_align"})
+NO_REPLY = frozenset({"log_curve", "log_metrics", "log_text", "log_records", "set_tag", "set_tags", "tag_align"})
 
 
 class TrackingError(RuntimeError):
@@ -168,6 +168,9 @@ class RemoteTracker:
 
     def set_tag(self, key: str, value: str) -> None:
         self._call("set_tag", key, value)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._call("set_tags", {k: str(v) for k, v in tags.items()})
 
     def tag_align(self, align_signature: str, source: str) -> None:
         self._call("tag_align", align_signature, source)

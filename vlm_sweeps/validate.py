@@ -3,6 +3,7 @@ that says what is wrong and what the valid choices are."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,15 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
         if not ok:
             found.append(message)
 
-    need(cfg.epochs > 0, f"epochs={cfg.epochs}: must be a positive number of finetune passes (e.g. 1, 1.5, 2)")
+    need(_positive(cfg.epochs), f"epochs={cfg.epochs}: must be a positive finite number of finetune passes "
+         "(e.g. epochs=1, 1.5, 2)")
     need(len(cfg.encoder.backbones) >= 1, f"encoder={cfg.encoder.name}: lists no backbone")
     for b in cfg.encoder.backbones:
         need(b.kind in FAMILIES, f"encoder={cfg.encoder.name}: unknown backbone kind {b.kind!r}; known: "
              f"{', '.join(FAMILIES)}")
     need(cfg.encoder.projector in Projector.KINDS, f"encoder.projector={cfg.encoder.projector!r}; known: "
          f"{', '.join(Projector.KINDS)}")
+    found += _projector_problems(cfg.encoder)
     need(cfg.resize.name in STRATEGIES, f"resize={cfg.resize.name!r}; known: {', '.join(STRATEGIES)}")
     need(cfg.llm.arch in ARCHS, f"llm={cfg.llm.name}: unknown arch {cfg.llm.arch!r}; known: {', '.join(ARCHS)}")
     need(cfg.llm.prompt in FORMATS, f"llm={cfg.llm.name}: unknown prompt format {cfg.llm.prompt!r}; known: "
@@ -68,10 +71,88 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
         micro = cfg.scale[stage].micro_batch_size
         need(micro is None or micro >= 1, f"scale.{stage}.micro_batch_size={micro}: must be >= 1 (or null: the "
              "whole batch at once)")
+    for stage in dict.fromkeys(names):  # only the stages the plan trains: an unused stage's values are never read
+        if stage in ("align", "finetune"):
+            found += _hparam_problems(f"scale.{stage}", cfg.scale[stage])
+    found += _size_problems(cfg, names, registry)
     found += parallel_problems(cfg.run.parallel, world_size,
                                {stage: cfg.scale[stage].batch_size for stage in names if stage in ("align", "finetune")})
     if cfg.scale.pretrained and not cfg.run.dry_run:
         found += _missing_weights(cfg)
+    return found
+
+
+def _positive(x: Any) -> bool:
+    """A positive finite number (`inf` and `nan` would only fail, or hang, once a run started)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _whole(x: Any, least: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
+def _hparam_problems(key: str, h: Any) -> list[str]:
+    """The optimizer hyperparameters of one stage (`key` = scale.align | scale.finetune)."""
+    found = []
+    if not _whole(h.batch_size, 1):
+        found.append(f"{key}.batch_size={h.batch_size}: must be an integer >= 1 (samples per optimizer step), "
+                     f"e.g. {key}.batch_size=16")
+    if not _positive(h.lr):
+        found.append(f"{key}.lr={h.lr}: must be a positive finite learning rate, e.g. {key}.lr=2e-5")
+    if not (isinstance(h.weight_decay, (int, float)) and math.isfinite(h.weight_decay) and h.weight_decay >= 0):
+        found.append(f"{key}.weight_decay={h.weight_decay}: must be a finite number >= 0 (0 turns it off)")
+    if not (isinstance(h.warmup_ratio, (int, float)) and 0 <= h.warmup_ratio < 1):
+        found.append(f"{key}.warmup_ratio={h.warmup_ratio}: must be in [0, 1) (the fraction of the stage's steps "
+                     "spent warming up; 0: no warmup), e.g. 0.03")
+    if not _positive(h.max_grad_norm):
+        found.append(f"{key}.max_grad_norm={h.max_grad_norm}: must be a positive finite gradient-norm clip, "
+                     f"e.g. {key}.max_grad_norm=1.0")
+    return found
+
+
+def _projector_problems(encoder: Any) -> list[str]:
+    """A fused projector expects the channels of several backbones; the plain ones exactly one."""
+    n, kind = len(encoder.backbones), encoder.projector
+    if kind == "fused-gelu-mlp" and n < 2:
+        return [f"encoder={encoder.name}: projector fused-gelu-mlp needs >= 2 backbones (a fused encoder), but the "
+                f"encoder has {n}; use encoder.projector=gelu-mlp (or linear), or a fused encoder (dinosiglip, "
+                "dinoclip)"]
+    if kind in ("linear", "gelu-mlp") and n != 1:
+        return [f"encoder={encoder.name}: projector {kind} takes one backbone, but the encoder fuses {n}; use "
+                "encoder.projector=fused-gelu-mlp, or a single-backbone encoder (clip, siglip, dinov2, in1k)"]
+    return []
+
+
+def _size_problems(cfg: Any, names: list[str], registry: Any) -> list[str]:
+    """Counts that would make an empty epoch, an empty benchmark or a step loop that never logs."""
+    found = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            found.append(message)
+
+    b = cfg.benchmarks
+    need(b.max_examples is None or _whole(b.max_examples, 1),
+         f"benchmarks.max_examples={b.max_examples}: must be >= 1 (examples per benchmark) or null (all of them)")
+    need(_whole(b.batch_size, 1), f"benchmarks.batch_size={b.batch_size}: must be an integer >= 1, e.g. "
+         "benchmarks.batch_size=16")
+    syn = cfg.data.synthetic
+    if cfg.data.source == "synthetic":
+        sizes = (["n_align"] if "align" in names else []) + ["n_finetune"]
+        for key in sizes:
+            need(_whole(syn[key], 1), f"data.synthetic.{key}={syn[key]}: must be >= 1 (records of the synthetic "
+                 f"world; 0 would make an empty epoch), e.g. data.synthetic.{key}=96")
+    known = set(registry.names())
+    if any(name in known and registry.get(name).synthetic for name in b.suite):
+        need(_whole(syn.n_eval, 1), f"data.synthetic.n_eval={syn.n_eval}: must be >= 1 (examples per synthetic "
+             "benchmark of the suite), e.g. data.synthetic.n_eval=12")
+    run = cfg.run
+    need(_whole(run.checkpoint_every, 0), f"run.checkpoint_every={run.checkpoint_every}: must be >= 0 (optimizer "
+         "steps between checkpoints; 0: only at stage ends)")
+    need(_whole(run.log_every, 1), f"run.log_every={run.log_every}: must be >= 1 (optimizer steps between "
+         "training-curve points), e.g. run.log_every=10")
+    need(run.threads is None or _whole(run.threads, 1), f"run.threads={run.threads}: must be >= 1 or null "
+         "(this job's share of the host's CPUs, vlm_sweeps/cpu_share.py)")
     return found
 
 

@@ -35,6 +35,9 @@ def load_image(path, where: str) -> Image.Image:
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{where}: image {path} is too large for PIL ({err}); downscale it, or raise "
+                        "PIL.Image.MAX_IMAGE_PIXELS deliberately") from err
     except (OSError, ValueError) as err:
         raise DataError(f"{where}: cannot read image {path}: {err}") from err
 

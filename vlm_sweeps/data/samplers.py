@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch: int,
                   lengths: Sequence[int] | None = None) -> list[list[int]]:
     """One epoch of batches: each modality shuffled and chunked on its own, batch order shuffled."""
+    _check(modalities, batch_size)
     rng = random.Random(seed * 1_000_003 + epoch)
     batches: list[list[int]] = []
     for modality in (True, False):
@@ -24,6 +25,14 @@ def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch:
     if lengths is not None:  # stable: equal lengths keep their shuffled order
         batches = [sorted(b, key=lambda i: -lengths[i]) for b in batches]
     return batches
+
+
+def _check(modalities: Sequence[bool], batch_size: int) -> None:
+    """An epoch with no batch would make the endless stream below spin forever."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch size {batch_size!r}: must be an integer >= 1")
+    if len(modalities) == 0:
+        raise ValueError("no records to draw batches from (an empty dataset): an epoch would have no batch")
 
 
 def micro_batches(batch: list[int], size: int | None) -> list[list[int]]:

@@ -7,3 +7,8 @@ def is_rank_zero() -> bool:
     """Whether this process is rank 0 of its job (torchrun's RANK, else SLURM's task id), read from
     the environment alone: callable before torch is imported (tracking_process.prestart)."""
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight: the run fails, its last finite
+    checkpoint is kept (train/loop.py, train/checkpoint.py)."""

@@ -2,22 +2,56 @@
 (which also fixes the data position: batches are a pure function of seed and step), RNG states.
 
 Written atomically (temp file in the same folder, fsync, rename) and only by rank 0; read with
-`torch.load(weights_only=True)`, never arbitrary pickle.
+`torch.load(weights_only=True)`, never arbitrary pickle. A checkpoint is never written with a
+non-finite weight (a diverged run keeps its last finite one). One that cannot be read (truncated,
+foreign, of another format) is moved aside, never deleted, and the job starts afresh.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vlm_sweeps.atomic import atomic_write
-from vlm_sweeps.train import is_rank_zero
+from vlm_sweeps.train import Diverged, is_rank_zero
 
+log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
+REQUIRED = ("stage_index", "stage_step", "stage_steps")  # what every job checkpoint holds
+
+
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of `state` that hold a NaN or an infinity."""
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def read_or_set_aside(path: Path, required: tuple[str, ...] = (), what: str = "checkpoint") -> dict[str, Any] | None:
+    """`torch.load(path, weights_only=True)`, or None when there is no file. A file that cannot be
+    read, or that lacks a `required` key, is renamed to `<name>.unreadable-<time>` beside it
+    (kept for inspection), with a warning naming both paths: the caller starts afresh."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        problem = None if isinstance(state, dict) else f"holds a {type(state).__name__}, not a {what}"
+        if problem is None and any(k not in state for k in required):
+            problem = f"lacks {', '.join(k for k in required if k not in state)}: not a {what} of this version"
+    except Exception as err:  # truncated, foreign, or refused by the safe unpickler
+        first_line = (str(err).splitlines() or [""])[0][:200]  # (PyTorch's advice to unpickle unsafely is left out)
+        problem = f"cannot be read ({type(err).__name__}: {first_line})"
+    if problem is None:
+        return state
+    aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.replace(aside)
+    log.warning("%s %s; moved aside to %s (kept, not deleted); starting afresh without it", path, problem, aside)
+    return None
 
 
 def rng_state() -> dict[str, Any]:
@@ -52,12 +86,18 @@ class Checkpointer:
         return self.path.is_file()
 
     def load(self) -> dict[str, Any] | None:
-        if not self.exists():
-            return None
-        return torch.load(self.path, map_location="cpu", weights_only=True)
+        """The checkpoint, or None: none yet, or an unreadable one (moved aside, see read_or_set_aside)."""
+        return read_or_set_aside(self.path, REQUIRED)
 
     def save(self, state: dict[str, Any]) -> None:
+        """Write `state` (rank 0), unless its weights are not finite: then raise Diverged, and the
+        checkpoint on disk stays the last finite one."""
         if is_rank_zero():
+            bad = non_finite(state.get("model", {}))
+            if bad:
+                raise Diverged(f"non-finite weights after step {state.get('stage_step')} of stage "
+                               f"{state.get('stage_index')} ({len(bad)} tensors, e.g. {bad[0]}); the checkpoint "
+                               f"{self.path} is left as it was (the last finite state)")
             atomic_save(state, self.path)
 
     def due(self, step: int, total: int) -> bool:

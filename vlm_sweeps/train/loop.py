@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -13,11 +14,12 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from vlm_sweeps import naming
+from vlm_sweeps import cpu_share, naming
 from vlm_sweeps.data.instruct import InstructDataset, collate
 from vlm_sweeps.data.samplers import batch_stream, steps_for
 from vlm_sweeps.features import FrozenFeatures
 from vlm_sweeps.models.vlm import IGNORE_INDEX
+from vlm_sweeps.train import Diverged
 from vlm_sweeps.train.checkpoint import set_rng_state
 from vlm_sweeps.train.distributed import Distributed
 from vlm_sweeps.train.stages import make_optimizer, make_scheduler, set_trainable
@@ -118,8 +120,15 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
         loss_value, _ = _forward_backward(wrapped, parts, device, amp, dist, dataset.features)
         n = shard.samples
         # clip the global norm of the trainable params only (frozen ones have no grad)
-        dist.clip_grad_norm_(trainable, hparams.max_grad_norm)
+        grad_norm = float(dist.clip_grad_norm_(trainable, hparams.max_grad_norm))
         lr = scheduler.get_last_lr()[0]
+        # a diverged step fails the run before it reaches the weights: nothing non-finite is
+        # stepped into them, checkpointed, or evaluated and logged as a result
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            raise Diverged(f"stage {stage.name}: non-finite {'loss' if not math.isfinite(loss_value) else 'gradient norm'}"
+                           f" at step {step_offset + step} (loss {loss_value}, gradient norm {grad_norm}, lr {lr:.3g});"
+                           f" the run failed and its last checkpoint (finite) is kept; lower the learning rate"
+                           f" (scale.{stage.name}.lr) or check the data of this stage")
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -128,6 +137,7 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
         window_loss += loss_value * n
         window_samples += n
         if step % log_every == 0 or step == total:
+            cpu_share.rebalance()  # another job on this host started or ended: share its CPUs anew
             elapsed = time.perf_counter() - window_start
             log_fn({naming.TRAIN_LOSS: window_loss / window_samples, naming.TRAIN_LR: lr,
                     naming.TRAIN_SAMPLES_PER_S: window_samples / max(elapsed, 1e-9)}, step_offset + step)

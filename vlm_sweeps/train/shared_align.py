@@ -14,28 +14,22 @@ SLURM align job) takes the lock next resumes it rather than starting over.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import logging
 import os
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
-from vlm_sweeps import identity
-from vlm_sweeps.atomic import atomic_write
-from vlm_sweeps.train.checkpoint import Checkpointer, is_rank_zero, rng_state, set_rng_state, trained_state
+from vlm_sweeps import identity, locks
+from vlm_sweeps.atomic import atomic_write, remove_stale
+from vlm_sweeps.train.checkpoint import Checkpointer, is_rank_zero, read_or_set_aside, rng_state, set_rng_state, trained_state
 
 log = logging.getLogger(__name__)
 
 ALIGN_FILE = "align.pt"
 FORMAT = 1  # of align.pt; a file of another format is trained again (and replaced)
 TRAINED, REUSED = "trained", "reused"  # values of the tag naming.TAG_ALIGN_SOURCE
-# file systems without flock (e.g. Lustre mounted without -o flock): fall back to no lock
-_NO_LOCKS = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
 
 
 def processes() -> int:
@@ -68,9 +62,9 @@ class SharedAlign:
         return self.path.is_file()
 
     def load(self) -> dict[str, Any] | None:
-        if not self.exists():
+        state = read_or_set_aside(self.path, ("model", "steps", "curve"), what="shared align checkpoint")
+        if state is None:
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
         if state.get("format") != FORMAT or state.get("align_signature") != self.signature:
             log.warning("%s: format %s / signature %s, expected %s / %s: trained again", self.path,
                         state.get("format"), state.get("align_signature"), FORMAT, self.signature)
@@ -82,29 +76,10 @@ class SharedAlign:
             atomic_write(self.path, lambda f: torch.save({**state, "format": FORMAT,
                                                           "align_signature": self.signature}, f))
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self):
         """Exclusive while held: blocks until no other process holds it (released on exit, also
         when the process dies)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "align.lock", "a") as handle:
-            waited = time.perf_counter()
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("align %s: another job holds it; waiting", self.signature)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                log.info("align %s: lock taken after %.1f s", self.signature, time.perf_counter() - waited)
-            except OSError as err:
-                if err.errno not in _NO_LOCKS:
-                    raise
-                log.warning("align %s: %s has no file locks (%s); going on without", self.signature,
-                            self.folder, err)
-            try:
-                yield
-            finally:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+        return locks.exclusive(self.folder / "align.lock", f"align {self.signature}")
 
 
 def replay(curve: list, log_fn: Callable[[dict[str, float], int], None]) -> None:
@@ -133,6 +108,7 @@ def align_once(shared: SharedAlign, model: torch.nn.Module, stage: Any, train_fn
     or REUSED). Either way `model` and the RNG end as the align stage leaves them and `log_fn`
     has received the align's whole curve."""
     with shared.lock():
+        remove_stale(shared.folder)  # half-written files of a killed holder
         state = shared.load()
         if state is not None:
             replay(state["curve"], log_fn)
