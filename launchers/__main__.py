@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         table, metric = status.store_rows(args.tracking_uri, args.experiment, args.sweep, args.metric)
         print(status.render_store(args.tracking_uri, args.experiment, table, metric))
         return 0
-    table, metric, aligns = status.rows(record, args.metric)
+    try:
+        table, metric, aligns = status.rows(record, args.metric)
+    except ValueError as err:  # a tracking URI recorded without its credentials, not in the environment
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(status.render(record, table, metric, aligns))
     return 0
 

@@ -39,6 +39,12 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.sweep_id = sweep_id
         self.interrupted = False
 
+    def _uri(self) -> str:
+        """The tracking URI, its credentials (if any) restored from the environment."""
+        from vlm_sweeps.redact import URI_ENV, restore_uri
+
+        return restore_uri(self.config["tracking"]["uri"], {URI_ENV: os.environ.get(URI_ENV, "")})
+
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
@@ -47,14 +53,17 @@ class SweepJob(submitit.helpers.Checkpointable):
         removed = scrub_environment()
         if removed:
             log.info("ignoring %s from the submitting environment", ", ".join(removed))
-        # the store the config names, also for any library that reads the variable
-        os.environ["MLFLOW_TRACKING_URI"] = self.config["tracking"]["uri"]
+        # the store the config names (frozen without its credentials: the real URI from the
+        # environment sbatch exported, vlm_sweeps/redact.py), also for any library that reads the variable
+        uri = self._uri()
+        config = {**self.config, "tracking": {**self.config["tracking"], "uri": uri}}
+        os.environ["MLFLOW_TRACKING_URI"] = uri
         from vlm_sweeps import tracking_process
 
         tracking_process.prestart(self.config["tracking"].get("process", True))  # beside the imports below
         from vlm_sweeps.job import run_job
         try:
-            result = run_job(OmegaConf.create(self.config), sweep_id=self.sweep_id)
+            result = run_job(OmegaConf.create(config), sweep_id=self.sweep_id)
         except SystemExit:
             if self.interrupted:
                 self._mark_requeued()
@@ -77,7 +86,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         from vlm_sweeps import naming
 
         try:
-            client = MlflowClient(tracking_uri=self.config["tracking"]["uri"])
+            client = MlflowClient(tracking_uri=self._uri())
             exp = client.get_experiment_by_name(self.config["tracking"]["experiment"])
             runs = client.search_runs([exp.experiment_id], filter_string=(
                 f"tags.`{naming.TAG_SIGNATURE}` = '{self.signature}' and "

@@ -142,7 +142,9 @@ def write_record(job: FrozenJob) -> None:
     """The frozen config and the overrides beside the job, where Hydra keeps them for local runs."""
     import yaml
 
+    from vlm_sweeps.redact import redact_tree
+
     folder = job.job_dir / ".hydra"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(job.config, sort_keys=False))
-    (folder / "overrides.yaml").write_text(yaml.safe_dump(job.overrides, sort_keys=False))
+    folder.mkdir(parents=True, exist_ok=True)  # credentials never on disk (vlm_sweeps/redact.py)
+    (folder / "config.yaml").write_text(yaml.safe_dump(redact_tree(job.config), sort_keys=False))
+    (folder / "overrides.yaml").write_text(yaml.safe_dump(redact_tree(job.overrides), sort_keys=False))

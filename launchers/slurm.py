@@ -16,6 +16,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import DictConfig, OmegaConf
 
 from vlm_sweeps import naming
+from vlm_sweeps.redact import URI_ENV, redact_tree, redact_uri
 
 from launchers import align, cluster, manifest, resources, store
 from launchers.entry import LEAKY_ENV, AlignJob, SweepJob
@@ -65,7 +66,7 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
         aligns.append(manifest.AlignEntry(g.signature, str(g.path), [m.num for m in g.members],
                                           g.members[0].resource_class, g.job_id, g.skipped))
     record = manifest.Manifest(sweep_id=sweep_id, submitted_at=datetime.now(timezone.utc).isoformat(),
-                               tracking_uri=first["tracking"]["uri"], experiment=first["tracking"]["experiment"],
+                               tracking_uri=redact_uri(first["tracking"]["uri"]), experiment=first["tracking"]["experiment"],
                                submitit_folder=str(folder), root=first["paths"]["root"],
                                jobs=[entries[j.num] for j in jobs], aligns=aligns)
     if initial_job_idx > 0 and record.path().is_file():  # a sweeper that launches in batches
@@ -158,14 +159,35 @@ def _submit(jobs: list[FrozenJob], groups: list[align.AlignGroup], options: dict
     """The align jobs first, then the jobs, those of an align group depending on its align job;
     returns ([(job, submitit job)], [(align signature, submitit job)])."""
     needed = [g for g in groups if g.skipped is None]
-    aligns = _submit_arrays([(g, g.members[0].resources, AlignJob(g.config, g.signature), None) for g in needed],
-                            options, folder)
-    for g, handle in aligns:
-        g.job_id = str(handle.job_id)
-    dependency = {member.num: g.dependency for g in groups for member in g.members}
-    submitted = _submit_arrays([(job, job.resources, SweepJob(job.config, job.signature, sweep_id),
-                                 dependency.get(job.num)) for job in jobs], options, folder)
+    with _tracking_secret(jobs):  # the pickled jobs hold the URI redacted; the real one rides in the environment
+        aligns = _submit_arrays([(g, g.members[0].resources, AlignJob(redact_tree(g.config), g.signature), None)
+                                 for g in needed], options, folder)
+        for g, handle in aligns:
+            g.job_id = str(handle.job_id)
+        dependency = {member.num: g.dependency for g in groups for member in g.members}
+        submitted = _submit_arrays([(job, job.resources, SweepJob(redact_tree(job.config), job.signature, sweep_id),
+                                     dependency.get(job.num)) for job in jobs], options, folder)
     return submitted, [(g.signature, handle) for g, handle in aligns]
+
+
+@contextlib.contextmanager
+def _tracking_secret(jobs: list[FrozenJob]) -> Iterator[None]:
+    """While submitting: the jobs' real tracking URI in `VLM_SWEEPS_TRACKING_URI` of the submitting
+    environment (sbatch exports it into the jobs; launchers/entry.py restores it), when it holds
+    credentials that the frozen configs do not."""
+    secret = {j.config["tracking"]["uri"] for j in jobs if redact_uri(j.config["tracking"]["uri"]) != j.config["tracking"]["uri"]}
+    if len(secret) > 1:
+        raise ValueError("the jobs of one sweep track into several stores with credentials; submit one sweep per store")
+    saved = os.environ.get(URI_ENV)
+    if secret:
+        os.environ[URI_ENV] = secret.pop()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(URI_ENV, None)
+        else:
+            os.environ[URI_ENV] = saved
 
 
 def _submit_arrays(units: list[tuple[Any, dict, Any, str | None]], options: dict[str, Any],
@@ -241,7 +263,7 @@ def _report(record: manifest.Manifest, submitted: list[tuple], align_submitted: 
               + ", ".join(f"{j.signature} ({j.job_id})" for j in skipped["active"]))
     if skipped["duplicate"]:
         print(f"  {len(skipped['duplicate'])} duplicates of another job of this sweep (skipped)")
-    print(f"  tracking: {record.tracking_uri} (experiment {record.experiment})")
+    print(f"  tracking: {redact_uri(record.tracking_uri)} (experiment {record.experiment})")
     print(f"  status:   python -m launchers status --root {record.root} --sweep {record.sweep_id}")
 
 

@@ -110,8 +110,11 @@ def align_rows(record: Manifest, slurm: dict[str, cluster.SlurmState]) -> list[A
 def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str, list[AlignRow]]:
     from mlflow.tracking import MlflowClient
 
-    runs = store.job_runs(record.tracking_uri, record.experiment)
-    client = MlflowClient(tracking_uri=record.tracking_uri)
+    from vlm_sweeps.redact import restore_uri
+
+    uri = restore_uri(record.tracking_uri)  # recorded without credentials: they come from the environment
+    runs = store.job_runs(uri, record.experiment)
+    client = MlflowClient(tracking_uri=uri)
     slurm = cluster.job_states([e.job_id for e in record.jobs if e.job_id]
                                + [a.job_id for a in record.aligns if a.job_id])
     metric = metric or default_metric({e.signature: runs[e.signature] for e in record.jobs if e.signature in runs})

@@ -103,3 +103,23 @@ class RedactHydraOutputs(Callback):
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         install_log_filter()
+
+
+URI_ENV = "VLM_SWEEPS_TRACKING_URI"  # the real tracking URI of a job whose frozen config holds it redacted
+
+
+def restore_uri(uri: str, environ: Any = None) -> str:
+    """The real URI of a redacted one, from the environment (`VLM_SWEEPS_TRACKING_URI`, then
+    `MLFLOW_TRACKING_URI`) where its redaction matches; a URI without redaction is returned as
+    is. Raises ValueError saying what to export when no variable holds it."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    if MASK not in uri:
+        return uri
+    for name in (URI_ENV, "MLFLOW_TRACKING_URI"):
+        value = environ.get(name)
+        if value and redact_uri(value) == uri:
+            return value
+    raise ValueError(f"the tracking URI {uri} was recorded without its credentials; export {URI_ENV} (or "
+                     "MLFLOW_TRACKING_URI) with the full URI in the environment of this command")
