@@ -43,7 +43,12 @@ class SweepJob(submitit.helpers.Checkpointable):
         """The tracking URI, its credentials (if any) restored from the environment."""
         from vlm_sweeps.redact import URI_ENV, restore_uri
 
-        return restore_uri(self.config["tracking"]["uri"], {URI_ENV: os.environ.get(URI_ENV, "")})
+        try:  # only the variable the launcher sets: MLFLOW_TRACKING_URI of the submitting shell is scrubbed
+            return restore_uri(self.config["tracking"]["uri"], os.environ, names=(URI_ENV,))
+        except ValueError as err:
+            raise ValueError(f"{err}. `hydra/launcher=slurm` sets it in the environment sbatch exports to the "
+                             "job; a job submitted with --export=NONE (or $SBATCH_EXPORT) or resubmitted by "
+                             "hand does not have it") from None
 
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
@@ -127,5 +132,8 @@ class AlignJob(submitit.helpers.Checkpointable):
 
 
 def _configure_logging() -> None:
+    from vlm_sweeps.redact import install_log_filter
+
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
                         force=True)
+    install_log_filter()  # the job's log (submitit's stderr file) without credentials

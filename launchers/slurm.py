@@ -16,7 +16,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from omegaconf import DictConfig, OmegaConf
 
 from vlm_sweeps import naming
-from vlm_sweeps.redact import URI_ENV, redact_tree, redact_uri
+from vlm_sweeps.redact import URI_ENV, redact_file, redact_tree, redact_uri
 
 from launchers import align, cluster, manifest, resources, store
 from launchers.entry import LEAKY_ENV, AlignJob, SweepJob
@@ -33,6 +33,7 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
                for k, v in params.items()}
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    redact_file(sweep_dir / "multirun.yaml")  # Hydra's sweeper wrote it with tracking.uri=... as given
     sweep_id = sweep_dir.name
     t0 = time.perf_counter()
 
@@ -48,8 +49,9 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
     t_frozen = time.perf_counter()
 
     first = jobs[0].config
-    entries = {job.num: manifest.JobEntry(job.num, job.signature, filter_overrides(job.overrides), job.axes,
-                                          job.resource_class) for job in jobs}
+    # the overrides as the user gave them, a tracking.uri=... among them: redacted in the manifest
+    entries = {job.num: manifest.JobEntry(job.num, job.signature, redact_tree(filter_overrides(job.overrides)),
+                                          job.axes, job.resource_class) for job in jobs}
     active_jobs, active_aligns = _active(first["paths"]["root"]) if options["skip_active"] else ({}, {})
     todo = _select(jobs, entries, options, active_jobs)
     groups = align.group(todo, active_aligns, options["min_align_group"])

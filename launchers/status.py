@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlm_sweeps import naming
+from vlm_sweeps import liveness, naming
+from vlm_sweeps.redact import redact_uri, restore_uri
 
 from launchers import cluster, store
 from launchers.manifest import AlignEntry, JobEntry, Manifest
 
-STATES = ("queued", "running", "requeued", "finished", "failed")
+STATES = ("queued", "running", "requeued", "dead", "finished", "failed")
 _PENDING = {"PENDING", "CONFIGURING", "SUSPENDED", "RESIZING"}
 
 
@@ -110,8 +111,6 @@ def align_rows(record: Manifest, slurm: dict[str, cluster.SlurmState]) -> list[A
 def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str, list[AlignRow]]:
     from mlflow.tracking import MlflowClient
 
-    from vlm_sweeps.redact import restore_uri
-
     uri = restore_uri(record.tracking_uri)  # recorded without credentials: they come from the environment
     runs = store.job_runs(uri, record.experiment)
     client = MlflowClient(tracking_uri=uri)
@@ -130,11 +129,37 @@ def rows(record: Manifest, metric: str | None = None) -> tuple[list[Row], str, l
             label = f"{label} (after align {entry.depends_on})"
         value = run.data.metrics.get(metric) if run else None
         error = run.data.tags.get(naming.TAG_ERROR) if run and state == "failed" else None
+        if state == "running" and run is not None and liveness.state_of(run.info.status, run.data.tags) == "dead":
+            state, error = "dead", _dead_reason(run, slurm_state)  # SLURM may not have noticed (a hung node)
         align_state = slurm.get(entry.depends_on) if entry.depends_on else None
         if state == "failed" and error is None and align_state is not None and align_state.state != "COMPLETED":
             error = f"cancelled: its align job {entry.depends_on} ended {align_state.state}"
         out.append(Row(entry, state, label, _progress(client, run) if state != "queued" else "-", value, error))
     return out, metric, align_rows(record, slurm)
+
+
+def age(seconds: float | None) -> str:
+    """`12 s ago`, `5 min ago`, `3.1 h ago`, `2.0 d ago`; `-` for no heartbeat."""
+    if seconds is None:
+        return "-"
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit} ago" if unit != "min" else f"{seconds / size:.0f} min ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _where(tags: dict) -> str:
+    host, pid = tags.get(naming.TAG_HOST), tags.get(naming.TAG_PID)
+    return f"{host}:{pid}" if host else "-"
+
+
+def _dead_reason(run: Any, slurm: cluster.SlurmState | None) -> str:
+    tags = run.data.tags
+    told = f"SLURM still says {slurm.state}" if slurm else "no SLURM state"
+    return (f"run {run.info.run_id} has no live job: last heartbeat {age(liveness.heartbeat_age(tags))} "
+            f"from {_where(tags)} ({told}); scancel it if it is listed, then submit the sweep again "
+            "(finished jobs are skipped, this one resumes from its checkpoint)")
 
 
 def render(record: Manifest, table: list[Row], metric: str, aligns: list[AlignRow] = ()) -> str:
@@ -147,11 +172,11 @@ def render(record: Manifest, table: list[Row], metric: str, aligns: list[AlignRo
                       row.progress, "-" if row.metric is None else f"{row.metric:.4f}"])
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     text = [f"sweep {record.sweep_id} ({len(table)} jobs, submitted {record.submitted_at[:19]}), "
-            f"tracking {record.tracking_uri}"]
+            f"tracking {redact_uri(record.tracking_uri)}"]
     text += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     counts = {s: sum(r.state == s for r in table) for s in STATES}
     text.append(", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    text += [f"{row.entry.signature} failed: {row.error}" for row in table if row.error]
+    text += [f"{row.entry.signature} {row.state}: {row.error}" for row in table if row.error]
     if aligns:
         signatures = {entry.num: entry.signature for entry in record.jobs}
         lines = [["align", "state", "slurm", "shared by"]]
@@ -185,48 +210,61 @@ class StoreRow:
 def store_rows(uri: str, experiment: str, sweep: str | None = None,
                metric: str | None = None) -> tuple[list[StoreRow], str]:
     """One row per signature of the store's job runs (the newest run; a FINISHED one wins), of
-    one sweep (`sweep`: its id) or all."""
+    one sweep (`sweep`: its id) or all, oldest first. `uri` may be a redacted one (as printed):
+    its credentials then come from the environment. Raises ValueError for a store it cannot
+    reach that way, or an experiment the store does not have (naming the ones it has)."""
     from mlflow.tracking import MlflowClient
 
-    from vlm_sweeps import liveness
-
+    uri = restore_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(experiment) is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ValueError(f"no experiment {experiment!r} in {redact_uri(uri)}; it has: {', '.join(names) or 'none'} "
+                         "(give --experiment)")
     runs = store.job_runs(uri, experiment)
     if sweep is not None:
         runs = {sig: run for sig, run in runs.items() if run.data.tags.get(naming.TAG_SWEEP_ID) == sweep}
-    client = MlflowClient(tracking_uri=uri)
     metric = metric or default_metric(runs)
     out = []
     for signature, run in sorted(runs.items(), key=lambda item: item[1].info.start_time or 0):
         tags = run.data.tags
-        state = liveness.state_of(run.info.status, tags)
-        age = liveness.heartbeat_age(tags)
-        host, pid = tags.get(naming.TAG_HOST), tags.get(naming.TAG_PID)
-        out.append(StoreRow(signature, {k: run.data.params.get(k, "-") for k in naming.AXES}, state,
-                            _progress(client, run), "-" if age is None else f"{age:.0f} s ago",
-                            f"{host}:{pid}" if host else "-", run.data.metrics.get(metric), run.info.run_id,
-                            liveness.resume_hint(tags), tags.get(naming.TAG_ERROR)))
+        out.append(StoreRow(signature, {k: run.data.params.get(k, "-") for k in naming.AXES},
+                            liveness.state_of(run.info.status, tags), _progress(client, run),
+                            age(liveness.heartbeat_age(tags)), _where(tags), run.data.metrics.get(metric),
+                            run.info.run_id, liveness.resume_hint(tags), tags.get(naming.TAG_ERROR)))
     return out, metric
 
 
-def render_store(uri: str, experiment: str, table: list[StoreRow], metric: str) -> str:
-    from vlm_sweeps.redact import redact_uri
+_WHY = {"dead": "dead (its process is gone and the run was left RUNNING: SIGKILL, OOM, a lost node)",
+        "interrupted": "interrupted (resumable from its last checkpoint)", "failed": "failed"}
 
-    axes = [k for k in naming.AXES if len({row.axes[k] for row in table}) > 1] or list(naming.AXES[:2])
+
+def render_store(uri: str, experiment: str, table: list[StoreRow], metric: str, sweep: str | None = None) -> str:
+    """The store view: a table in the style of `render`, then per dead, interrupted or failed job
+    its error and the command that resumes it."""
+    axes = [k for k in naming.AXES if len({row.axes[k] for row in table}) > 1]
     header = ["signature", *axes, "state", "progress", "heartbeat", "host:pid", metric]
     lines = [header] + [[row.signature, *[row.axes[k] for k in axes], row.state, row.progress, row.heartbeat,
                          row.where, "-" if row.metric is None else f"{row.metric:.4f}"] for row in table]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    text = [f"{len(table)} jobs in {redact_uri(uri)} (experiment {experiment})"]
+    scope = f"sweep {sweep}: " if sweep else ""
+    text = [f"{scope}{len(table)} jobs in {redact_uri(uri)} (experiment {experiment})"]
+    if table:
+        same = {k: table[0].axes[k] for k in naming.AXES if k not in axes}
+        if same:
+            text.append("every job: " + " ".join(f"{k}={v}" for k, v in same.items()))
     text += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    from vlm_sweeps.liveness import STATES as LIVE_STATES
-
-    counts = {s: sum(r.state == s for r in table) for s in LIVE_STATES}
+    counts = {s: sum(r.state == s for r in table) for s in liveness.STATES}
     text.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no job runs")
     for row in table:
-        if row.state in ("dead", "interrupted", "failed"):
-            why = {"dead": "dead (its process is gone; the run was left RUNNING)",
-                   "interrupted": "interrupted", "failed": "failed"}[row.state]
-            text.append(f"{row.signature} {why}" + (f": {row.error}" if row.error else ""))
-            text.append(f"  resume: {row.command}" if row.command else
-                        "  resume: run its command again (the same signature resumes the run)")
+        if row.state not in _WHY:
+            continue
+        text.append(f"{row.signature} {_WHY[row.state]}" + (f": {row.error}" if row.error else ""))
+        if row.command:
+            text.append(f"  resume: {row.command}")
+            if "***" in row.command:
+                text.append("  (credentials redacted: put the real tracking URI back in, or export "
+                            "MLFLOW_TRACKING_URI and drop tracking.uri=...)")
+        else:
+            text.append("  resume: run its job's command again (the same signature resumes the run)")
     return "\n".join(text)

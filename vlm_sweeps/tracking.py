@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from vlm_sweeps import naming
-from vlm_sweeps.redact import redact_tree
+from vlm_sweeps.redact import redact_text, redact_tree, redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[st
         return existing.info.run_id
     run = client.create_run(exp_id, run_name=f"sweep {sweep_id}", tags={
         naming.TAG_KIND: naming.KIND_SWEEP, naming.TAG_SWEEP_ID: sweep_id,
-        naming.TAG_PREFIX + "overrides": " ".join(overrides)[:5000]})
+        naming.TAG_PREFIX + "overrides": redact_text(" ".join(overrides))[:5000]})
     return run.info.run_id
 
 
@@ -114,7 +114,7 @@ class SweepCallback(Callback):
         sweep_id = Path(config.hydra.sweep.dir).name
         overrides = list(config.hydra.overrides.task)
         run_id = start_sweep_run(uri, config.tracking.experiment, sweep_id, overrides)
-        log.info("sweep %s: tracking in %s (parent run %s)", sweep_id, uri, run_id)
+        log.info("sweep %s: tracking in %s (parent run %s)", sweep_id, redact_uri(uri), run_id)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if config.hydra.launcher.get("wait", True) is False:
@@ -262,7 +262,7 @@ class JobTracker:
         self.client.set_terminated(self.run_id, "FINISHED")
 
     def fail(self, error: BaseException | str) -> None:
-        message = error if isinstance(error, str) else error_message(error)
+        message = redact_text(error if isinstance(error, str) else error_message(error))
         self.client.set_tag(self.run_id, naming.TAG_STATUS, "failed")
         self.client.set_tag(self.run_id, naming.TAG_ERROR, message[:5000])
         self.client.set_terminated(self.run_id, "FAILED")

@@ -74,6 +74,9 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
     for stage in dict.fromkeys(names):  # only the stages the plan trains: an unused stage's values are never read
         if stage in ("align", "finetune"):
             found += _hparam_problems(f"scale.{stage}", cfg.scale[stage])
+    if "align" in names:
+        need(_positive(cfg.scale.align_epochs), f"scale.align_epochs={cfg.scale.align_epochs}: must be a positive "
+             "finite number of align passes (e.g. scale.align_epochs=1)")
     found += _size_problems(cfg, names, registry)
     found += parallel_problems(cfg.run.parallel, world_size,
                                {stage: cfg.scale[stage].batch_size for stage in names if stage in ("align", "finetune")})

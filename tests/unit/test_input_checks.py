@@ -4,29 +4,68 @@ record and the fix; nothing loops forever on an empty epoch."""
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 
 import pytest
 from PIL import Image
 
 from tests.conftest import compose
+from vlm_sweeps.data.instruct import load_image
 from vlm_sweeps.data.llava import DataError, check_images_exist, load_llava
 from vlm_sweeps.data.samplers import batch_stream, epoch_batches, steps_for
 from vlm_sweeps.validate import problems
 
 
-@pytest.mark.parametrize("override, says", [
-    ("epochs=inf", "epochs=inf: must be a positive finite number"),
-    ("scale.finetune.batch_size=0", "scale.finetune.batch_size=0: must be an integer >= 1"),
-    ("scale.finetune.batch_size=-4", "scale.finetune.batch_size=-4: must be an integer >= 1"),
-    ("scale.finetune.lr=nan", "scale.finetune.lr=nan: must be a positive finite learning rate"),
-    ("benchmarks.max_examples=0", "benchmarks.max_examples=0: must be >= 1"),
-    ("data.synthetic.n_finetune=0", "data.synthetic.n_finetune=0: must be >= 1"),
-    ("run.log_every=0", "run.log_every=0: must be >= 1"),
-    ("encoder.projector=fused-gelu-mlp", "projector fused-gelu-mlp needs >= 2 backbones"),
+@pytest.mark.parametrize("overrides, says, fix", [
+    (["epochs=inf"], "epochs=inf: must be a positive finite number", "e.g. epochs=1"),
+    (["epochs=0"], "epochs=0.0: must be a positive finite number", "e.g. epochs=1"),
+    (["scale.finetune.batch_size=0"], "scale.finetune.batch_size=0: must be an integer >= 1",
+     "scale.finetune.batch_size=16"),
+    (["scale.finetune.batch_size=-4"], "scale.finetune.batch_size=-4: must be an integer >= 1",
+     "scale.finetune.batch_size=16"),
+    (["scale.finetune.lr=nan"], "scale.finetune.lr=nan: must be a positive finite learning rate",
+     "scale.finetune.lr=2e-5"),
+    (["scale.finetune.weight_decay=-0.1"], "scale.finetune.weight_decay=-0.1: must be a finite number >= 0",
+     "0 turns it off"),
+    (["scale.finetune.warmup_ratio=1"], "scale.finetune.warmup_ratio=1.0: must be in [0, 1)", "0: no warmup"),
+    (["scale.finetune.max_grad_norm=inf"], "scale.finetune.max_grad_norm=inf: must be a positive finite",
+     "scale.finetune.max_grad_norm=1.0"),
+    (["optimization=two_stage", "scale.align.batch_size=0"], "scale.align.batch_size=0: must be an integer >= 1",
+     "scale.align.batch_size=16"),
+    (["optimization=two_stage", "scale.align_epochs=0"], "scale.align_epochs=0.0: must be a positive finite",
+     "scale.align_epochs=1"),
+    (["benchmarks.max_examples=0"], "benchmarks.max_examples=0: must be >= 1", "or null (all of them)"),
+    (["benchmarks.batch_size=0"], "benchmarks.batch_size=0: must be an integer >= 1", "benchmarks.batch_size=16"),
+    (["data.synthetic.n_finetune=0"], "data.synthetic.n_finetune=0: must be >= 1", "data.synthetic.n_finetune=96"),
+    (["optimization=two_stage", "data.synthetic.n_align=0"], "data.synthetic.n_align=0: must be >= 1",
+     "data.synthetic.n_align=96"),
+    (["data.synthetic.n_eval=0"], "data.synthetic.n_eval=0: must be >= 1", "data.synthetic.n_eval=12"),
+    (["run.log_every=0"], "run.log_every=0: must be >= 1", "run.log_every=10"),
+    (["run.checkpoint_every=-1"], "run.checkpoint_every=-1: must be >= 0", "0: only at stage ends"),
+    (["run.threads=0"], "run.threads=0: must be >= 1", "or null"),
+    (["encoder.projector=fused-gelu-mlp"], "encoder=clip: projector fused-gelu-mlp needs >= 2 backbones",
+     "use encoder.projector=gelu-mlp"),
 ])
-def test_bad_values_are_refused_before_the_run(override, says):
-    found = problems(compose([override]))
-    assert any(says in p for p in found), found
+def test_bad_values_are_refused_before_the_run(overrides, says, fix):
+    found = problems(compose(overrides))
+    assert any(says in p and fix in p for p in found), found
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems(compose(["epochs=inf", "scale.finetune.batch_size=0", "benchmarks.max_examples=0"]))
+    assert len(found) == 3, found
+
+
+def test_the_hyperparameters_of_a_stage_the_plan_does_not_train_are_not_checked():
+    assert problems(compose(["optimization=single_stage", "scale.align.batch_size=0",
+                             "data.synthetic.n_align=0"])) == []
+
+
+def test_world_sizes_of_data_that_is_not_synthetic_are_not_checked():
+    found = problems(compose(["data=llava_v15", "run.dry_run=true", "data.synthetic.n_finetune=0",
+                              "benchmarks=paper", "data.synthetic.n_eval=0"]))
+    assert not any("data.synthetic" in p for p in found), found
 
 
 def test_a_single_projector_on_a_fused_encoder_is_refused():
@@ -88,12 +127,89 @@ def test_oversized_and_unreadable_images_are_found_before_training(tmp_path, mon
     assert "id ok" not in message
 
 
+def png_header(width, height):
+    """A PNG whose header claims `width` x `height` (a few bytes on disk: no pixel is written)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+TURNS = [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]
+
+
+def test_a_20000_pixel_square_image_is_refused_before_training_naming_record_and_fix(tmp_path):
+    (tmp_path / "huge.png").write_bytes(png_header(20_000, 20_000))
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    path = write(tmp_path / "ft.json", [{"id": "fine", "image": "ok.png", "conversations": TURNS},
+                                        {"id": "h1", "image": "huge.png", "conversations": TURNS}])
+    with pytest.raises(DataError) as err:
+        check_images_exist(load_llava(path), path)
+    message = str(err.value)
+    assert "ft.json: 1 of 2 records name images that cannot be used" in message
+    assert f"record 1 (id h1): {(tmp_path / 'huge.png').resolve()}: too large for PIL" in message
+    assert "400000000 pixels" in message and "downscale the image" in message and "MAX_IMAGE_PIXELS" in message
+
+
+def test_missing_and_unreadable_images_are_reported_in_one_error(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    path = write(tmp_path / "ft.json", [{"id": "gone", "image": "gone.png", "conversations": TURNS},
+                                        {"id": "e", "image": "empty.png", "conversations": TURNS}])
+    with pytest.raises(DataError) as err:
+        check_images_exist(load_llava(path), path)
+    message = str(err.value)
+    assert "1 of 2 records name image files that do not exist:\n  record 0 (id gone)" in message
+    assert "fetch the missing images" in message
+    assert "record 1 (id e)" in message and "not a readable image" in message and "replace the file" in message
+
+
+def test_headers_are_not_opened_when_told_not_to(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    path = write(tmp_path / "ft.json", [{"id": "e", "image": "empty.png", "conversations": TURNS}])
+    check_images_exist(load_llava(path), path, headers=False)  # existence only: no error
+
+
+def test_a_decompression_bomb_read_during_training_names_the_file_and_the_fix(tmp_path):
+    (tmp_path / "huge.png").write_bytes(png_header(20_000, 20_000))
+    with pytest.raises(DataError) as err:
+        load_image(tmp_path / "huge.png", "record 3 (id h)")
+    message = str(err.value)
+    assert message.startswith(f"record 3 (id h): image {tmp_path / 'huge.png'} is too large for PIL")
+    assert "400000000 pixels" in message and "downscale" in message and "PIL.Image.MAX_IMAGE_PIXELS" in message
+
+
+def test_drop_text_only_leaving_no_record_is_refused(tmp_path):
+    path = write(tmp_path / "ft.json", [{"id": "t", "conversations": TURNS[1:]}])
+    with pytest.raises(DataError, match=r"ft.json: every record is text-only and data.drop_text_only=true drops "
+                                        r"them all.*data.drop_text_only=false"):
+        load_llava(path, drop_text_only=True)
+
+
+def test_supervision_is_checked_on_the_records_kept(tmp_path):
+    # the only answers are in the text-only record, which drop_text_only removes
+    (tmp_path / "a.png").write_bytes(b"")
+    path = write(tmp_path / "ft.json", [{"id": "t", "conversations": TURNS[1:]},
+                                        {"id": "m", "image": "a.png", "conversations": TURNS[:1]}])
+    assert len(load_llava(path)) == 2
+    with pytest.raises(DataError, match=r"no supervised token: .*ft.json: none of its 1 records kept "
+                                        r"\(data.drop_text_only=true\) has a non-empty 'gpt' turn"):
+        load_llava(path, drop_text_only=True)
+
+
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("modalities, batch_size", [([True] * 4, 0), ([True] * 4, -4), ([], 4)])
 def test_an_empty_epoch_raises_instead_of_looping(modalities, batch_size):
-    with pytest.raises(ValueError):
+    says = "must be an integer >= 1" if batch_size < 1 else "an epoch would have no batch"
+    with pytest.raises(ValueError, match=says):
         steps_for(modalities, batch_size, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=says):
         next(batch_stream(modalities, batch_size, seed=0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=says):
         epoch_batches(modalities, batch_size, 0, 0)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("epochs", [float("inf"), float("nan"), 0.0, -1.0])
+def test_steps_for_refuses_epochs_that_never_end_or_never_start(epochs):
+    with pytest.raises(ValueError, match="must be a positive finite number of passes"):
+        steps_for([True] * 4, 2, epochs)

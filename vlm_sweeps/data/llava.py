@@ -62,7 +62,7 @@ def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: 
     if not raw:
         raise DataError(f"{json_file} holds no records (an empty list): a stage cannot train on it; point the "
                         "data option at the stage's LLaVA file")
-    records, supervised = [], False
+    records = []
     for index, item in enumerate(raw):
         where = f"{json_file} record {index}"
         turns = item.get("conversations") if isinstance(item, dict) else None
@@ -73,8 +73,8 @@ def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: 
                 raise DataError(f"{where}: each turn needs 'from' in (human, gpt) and 'value', got {turn!r}")
             if not isinstance(turn["value"], str):
                 raise DataError(f"{where} turn {number}: 'value' must be a string, got "
-                                f"{type(turn['value']).__name__} {turn['value']!r:.80}")
-            supervised = supervised or (turn["from"] == "gpt" and bool(turn["value"].strip()))
+                                f"{type(turn['value']).__name__} {turn['value']!r:.80}; write the turn's text "
+                                "as a JSON string")
         image = item.get("image")
         if image is None and drop_text_only:
             continue
@@ -82,55 +82,67 @@ def load_llava(json_file: Path, image_root: Path | None = None, drop_text_only: 
             raise DataError(f"{where}: 'image' must be a relative path string, got {image!r}")
         path = resolve_image(image_root, image, where) if image is not None else None
         records.append(Record(str(item.get("id", index)), path, tuple(turns)))
-    if not supervised:
-        raise DataError(f"{json_file}: no record has a non-empty 'gpt' turn, so there is no supervised token to "
-                        "train on (the loss would be NaN); the assistant's answers are the 'gpt' turns")
     if not records:
         raise DataError(f"{json_file}: every record is text-only and data.drop_text_only=true drops them all; "
-                        "nothing is left to train on")
+                        "nothing is left to train on (use data.drop_text_only=false or a file with images)")
+    # Checked on the records kept: the loss averages over assistant tokens, and with none it is NaN.
+    if not any(t["from"] == "gpt" and t["value"].strip() for r in records for t in r.conversations):
+        kept = " kept (data.drop_text_only=true)" if drop_text_only else ""
+        raise DataError(f"no supervised token: {json_file}: none of its {len(records)} records{kept} has a "
+                        "non-empty 'gpt' turn, so training on it would give a NaN loss; the assistant's answers "
+                        "must be 'gpt' turns ({\"from\": \"gpt\", \"value\": \"...\"})")
     return records
 
 
-def check_image_headers(records: list[Record], json_file: Path, show: int = 10) -> None:
-    """Stop before training when an image cannot be opened or is larger than PIL's limit
-    (Image.MAX_IMAGE_PIXELS): its header is read, not its pixels."""
+def _header_problem(path: Path) -> str | None:
+    """Why the image at `path` cannot be used, from its header alone (no pixel is decoded); None if it can.
+    Call under a warnings filter that turns PIL's DecompressionBombWarning into an error."""
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        return (f"too large for PIL ({err}); downscale the image, or raise PIL.Image.MAX_IMAGE_PIXELS "
+                f"deliberately (now {Image.MAX_IMAGE_PIXELS})")
+    except (OSError, ValueError, SyntaxError) as err:  # UnidentifiedImageError is an OSError
+        return f"not a readable image ({err}); re-fetch or replace the file"
+
+
+def check_images_exist(records: list[Record], json_file: Path, show: int = 10, headers: bool = True) -> None:
+    """Stop before training when image files are missing, naming them with their record index
+    (one stat per image: a broken download is found in seconds, not hours into a run). With
+    `headers`, each existing image's header is also opened with PIL (no pixel decode), so files
+    PIL cannot read and images over PIL.Image.MAX_IMAGE_PIXELS are reported here too, all in one error."""
     import warnings
 
     from PIL import Image
 
-    bad = []
-    for i, r in enumerate(records):
-        if r.image is None:
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit: refused too
-                with Image.open(r.image) as im:
-                    size = im.size
-            if Image.MAX_IMAGE_PIXELS and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(f"{size[0]}x{size[1]} pixels")
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            bad.append((i, r, f"too large for PIL ({err}); downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS "
-                              "deliberately"))
-        except (OSError, ValueError, SyntaxError) as err:
-            bad.append((i, r, f"not a readable image ({err})"))
-    if bad:
-        lines = [f"  record {i} (id {r.id}): {r.image}: {why}" for i, r, why in bad[:show]]
-        more = f"\n  ... and {len(bad) - show} more" if len(bad) > show else ""
-        raise DataError(f"{json_file}: {len(bad)} of {len(records)} records name images that cannot be used:\n"
-                        + "\n".join(lines) + more + "\nfix or replace these files before training; records are "
-                        "never skipped silently")
+    absent, unusable = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit is refused, not warned
+        for i, r in enumerate(records):
+            if r.image is None:
+                continue
+            if not r.image.is_file():
+                absent.append((i, r))
+            elif headers and (why := _header_problem(r.image)) is not None:
+                unusable.append((i, r, why))
+    if not absent and not unusable:
+        return
 
+    def listing(rows: list[str], n: int) -> str:
+        more = f"\n  ... and {n - show} more" if n > show else ""
+        return "\n".join(rows[:show]) + more
 
-def check_images_exist(records: list[Record], json_file: Path, show: int = 10) -> None:
-    """Stop before training when image files are missing, naming them with their record index
-    (one stat per image: a broken download is found in seconds, not hours into a run)."""
-    absent = [(i, r) for i, r in enumerate(records) if r.image is not None and not r.image.is_file()]
-    if not absent:
-        check_image_headers(records, json_file, show)
+    parts = []
     if absent:
-        lines = [f"  record {i} (id {r.id}): {r.image}" for i, r in absent[:show]]
-        more = f"\n  ... and {len(absent) - show} more" if len(absent) > show else ""
-        raise DataError(f"{json_file}: {len(absent)} of {len(records)} records name image files that do not exist:\n"
-                        + "\n".join(lines) + more + "\nfetch the missing images (or fix the paths) before training; "
-                        "records are never skipped silently")
+        parts.append(f"{json_file}: {len(absent)} of {len(records)} records name image files that do not exist:\n"
+                     + listing([f"  record {i} (id {r.id}): {r.image}" for i, r in absent], len(absent))
+                     + "\nfetch the missing images (or fix the paths) before training")
+    if unusable:
+        parts.append(f"{json_file}: {len(unusable)} of {len(records)} records name images that cannot be used:\n"
+                     + listing([f"  record {i} (id {r.id}): {r.image}: {why}" for i, r, why in unusable],
+                               len(unusable))
+                     + "\nfix or replace these files before training")
+    raise DataError("\n".join(parts) + "; records are never skipped silently")

@@ -30,9 +30,11 @@ def epoch_batches(modalities: Sequence[bool], batch_size: int, seed: int, epoch:
 def _check(modalities: Sequence[bool], batch_size: int) -> None:
     """An epoch with no batch would make the endless stream below spin forever."""
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch size {batch_size!r}: must be an integer >= 1")
+        raise ValueError(f"batch size {batch_size!r}: must be an integer >= 1 (samples per optimizer step; "
+                         "set scale.<stage>.batch_size)")
     if len(modalities) == 0:
-        raise ValueError("no records to draw batches from (an empty dataset): an epoch would have no batch")
+        raise ValueError("no records to draw batches from (an empty dataset): an epoch would have no batch; "
+                         "give the stage at least one record")
 
 
 def micro_batches(batch: list[int], size: int | None) -> list[list[int]]:
@@ -44,6 +46,8 @@ def micro_batches(batch: list[int], size: int | None) -> list[list[int]]:
 
 def steps_for(modalities: Sequence[bool], batch_size: int, epochs: float) -> int:
     """Optimizer steps for `epochs` passes; fractional epochs stop part-way through the last pass."""
+    if not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f"epochs {epochs!r}: must be a positive finite number of passes")
     per_epoch = len(epoch_batches(modalities, batch_size, 0, 0))
     return max(1, math.ceil(epochs * per_epoch))
 

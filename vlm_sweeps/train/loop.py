@@ -136,8 +136,8 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
         samples += n
         window_loss += loss_value * n
         window_samples += n
+        cpu_share.rebalance()  # another job on this host started or ended: share its CPUs anew (every ~5 s)
         if step % log_every == 0 or step == total:
-            cpu_share.rebalance()  # another job on this host started or ended: share its CPUs anew
             elapsed = time.perf_counter() - window_start
             log_fn({naming.TRAIN_LOSS: window_loss / window_samples, naming.TRAIN_LR: lr,
                     naming.TRAIN_SAMPLES_PER_S: window_samples / max(elapsed, 1e-9)}, step_offset + step)
