@@ -25,7 +25,7 @@ def test_bad_values_are_collected_into_one_error(tmp_path):
     out = run_cli(["-m", "vlm_sweeps.run", "epochs=0", "data.synthetic.max_objects=9",
                    "benchmarks.suite=[synth_vqa,nope]"], tmp_path)
     assert out.returncode != 0
-    for fragment in ["epochs=0.0: must be a positive number", "max_objects=9", "unknown benchmark 'nope'"]:
+    for fragment in ["epochs=0.0: must be a positive finite number", "max_objects=9", "unknown benchmark 'nope'"]:
         assert fragment in out.stderr, fragment
 
 

@@ -43,9 +43,9 @@ def popen(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_training(uri: str, proc: subprocess.Popen, timeout: float = 240) -> str:
-    """The run id, once the job `proc` holds its run (its pid on the run) and has logged a
-    training step since."""
+def wait_for_training(uri: str, proc: subprocess.Popen, runs_dir: Path, timeout: float = 240) -> str:
+    """The run id, once the job `proc` holds its run (its pid on the run), has logged a training
+    step since, and its checkpoint exists (something to resume from)."""
     client = MlflowClient(uri)
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -55,7 +55,9 @@ def wait_for_training(uri: str, proc: subprocess.Popen, timeout: float = 240) ->
             if tags.get(naming.TAG_PID) != str(proc.pid) or tags.get(naming.TAG_STATUS) != "running":
                 continue
             since = int(tags.get(naming.TAG_PREFIX + "resumed_from_step", "0"))
-            if any(m.step > since for m in client.get_metric_history(run.info.run_id, naming.TRAIN_LOSS)):
+            checkpoint = runs_dir / tags[naming.TAG_SIGNATURE] / "checkpoint.pt"
+            if (any(m.step > since for m in client.get_metric_history(run.info.run_id, naming.TRAIN_LOSS))
+                    and checkpoint.is_file()):
                 return run.info.run_id
         time.sleep(0.5)
     raise AssertionError("the job never logged a training step")
@@ -96,7 +98,7 @@ def test_sigterm_interrupts_resumably_and_sigkill_is_seen_as_dead(tmp_path):
     args = [*SMALL, *where, "data.synthetic.n_finetune=400", "run.checkpoint_every=2", "run.log_every=1",
             "tracking.heartbeat_s=1"]
     proc = popen(args, tmp_path)
-    run_id = wait_for_training(uri, proc)
+    run_id = wait_for_training(uri, proc, tmp_path / "root" / "runs")
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM
@@ -105,7 +107,7 @@ def test_sigterm_interrupts_resumably_and_sigkill_is_seen_as_dead(tmp_path):
     assert liveness.state_of(run.info.status, run.data.tags) == "interrupted"
 
     proc = popen(args, tmp_path)  # resumes the same run, then is killed without a chance to say so
-    wait_for_training(uri, proc)
+    wait_for_training(uri, proc, tmp_path / "root" / "runs")
     time.sleep(2)
     proc.kill()
     proc.communicate(timeout=60)

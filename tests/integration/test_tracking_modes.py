@@ -7,7 +7,8 @@ from tests.conftest import SMALL, compose
 from vlm_sweeps import naming
 from vlm_sweeps.job import run_job
 
-VOLATILE = {"mlflow.runName", "mlflow.user", "mlflow.source.name", "mlflow.source.type", naming.TAG_GIT_COMMIT}
+VOLATILE = {"mlflow.runName", "mlflow.user", "mlflow.source.name", "mlflow.source.type", naming.TAG_GIT_COMMIT,
+            naming.TAG_HEARTBEAT, naming.TAG_PID}  # the heartbeat is a time; the pid the process's
 
 
 def test_a_job_logs_the_same_run_with_or_without_its_tracking_process(tmp_path, clean_env):
