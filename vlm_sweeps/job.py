@@ -126,16 +126,16 @@ def terminated_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def own(cfg: Any, signature: str, checkpointer: Checkpointer):
+@contextlib.contextmanager
+def own(cfg: Any, signature: str, checkpointer: Checkpointer) -> Iterator[None]:
     """Hold the signature for this process: `<runs_dir>/<signature>.owner`, locked (fcntl: freed
     when the owner exits or dies). Another process of the same signature waits for it
     (`run.wait_for_owner`, then finds the run finished, or resumes it) or exits naming the owner:
     never two trainings of one signature, nor two resumes logging into one run."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(locks.exclusive(checkpointer.folder.with_name(f"{signature}.owner"),
-                                        f"signature {signature}", wait=cfg.run.wait_for_owner))
-    atomic.remove_stale(checkpointer.folder)  # half-written checkpoints of a killed owner
-    return stack
+    with locks.exclusive(checkpointer.folder.with_name(f"{signature}.owner"), f"signature {signature}",
+                         wait=cfg.run.wait_for_owner):
+        atomic.remove_stale(checkpointer.folder)  # half-written checkpoints of a killed owner
+        yield
 
 
 def resume_command() -> str | None:
