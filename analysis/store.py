@@ -84,7 +84,7 @@ def _row(run: Run) -> dict:
         "parent_run_id": tags.get(PARENT_TAG),
         "run_name": run.info.run_name,
     }
-    for key in (*naming.AXES, *naming.CONTEXT_PARAMS):
+    for key in (*naming.design_axes(), *naming.context_params()):
         row[key] = params.get(key)
     for key, value in run.data.metrics.items():
         bench, _, _ = key.partition("/")
@@ -102,7 +102,7 @@ def load_store(
 ) -> Results:
     """FINISHED job runs of `experiments` (optionally one sweep) as `Results`.
 
-    `axes` restricts the compared axes (default: every axis of `naming.AXES` with more than one
+    `axes` restricts the compared axes (default: every design axis of `naming.AXIS_TABLE` with more than one
     value). Runs sharing a signature are one configuration run twice: the latest is kept.
     """
     client = open_store(tracking_uri)
@@ -149,14 +149,14 @@ def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Result
     frame = frame.rename(columns=dict(zip(bench_cols, benchmarks)))
     frame[benchmarks] = frame[benchmarks].astype(float) * 100.0  # fractions -> percent
 
-    known = [k for k in (*naming.AXES, "scale") if frame[k].notna().any()]
+    known = [k for k in (*naming.design_axes(), "scale") if frame[k].notna().any()]
     for key in known:
         frame[key] = frame[key].fillna("<unset>").astype(str)
-    varying = [k for k in naming.AXES if k in known and frame[k].nunique() > 1]
+    varying = [k for k in naming.design_axes() if k in known and frame[k].nunique() > 1]
     if axes:
-        unknown = [a for a in axes if a not in naming.AXES]
+        unknown = [a for a in axes if a not in naming.design_axes()]
         if unknown:
-            raise AnalysisError(f"--by {unknown}: not an axis; axes are {', '.join(naming.AXES)}")
+            raise AnalysisError(f"--by {unknown}: not an axis; axes are {', '.join(naming.design_axes())}")
         for axis in axes:
             if axis not in varying:
                 log.warning("axis %r has a single value in %s: nothing to compare", axis, source)

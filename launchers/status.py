@@ -228,7 +228,7 @@ def store_rows(uri: str, experiment: str, sweep: str | None = None,
     out = []
     for signature, run in sorted(runs.items(), key=lambda item: item[1].info.start_time or 0):
         tags = run.data.tags
-        out.append(StoreRow(signature, {k: run.data.params.get(k, "-") for k in naming.AXES},
+        out.append(StoreRow(signature, {k: run.data.params.get(k, "-") for k in naming.design_axes()},
                             liveness.state_of(run.info.status, tags), _progress(client, run),
                             age(liveness.heartbeat_age(tags)), _where(tags), run.data.metrics.get(metric),
                             run.info.run_id, liveness.resume_hint(tags), tags.get(naming.TAG_ERROR)))
@@ -242,7 +242,7 @@ _WHY = {"dead": "dead (its process is gone and the run was left RUNNING: SIGKILL
 def render_store(uri: str, experiment: str, table: list[StoreRow], metric: str, sweep: str | None = None) -> str:
     """The store view: a table in the style of `render`, then per dead, interrupted or failed job
     its error and the command that resumes it."""
-    axes = [k for k in naming.AXES if len({row.axes[k] for row in table}) > 1]
+    axes = [k for k in naming.design_axes() if len({row.axes[k] for row in table}) > 1]
     header = ["signature", *axes, "state", "progress", "heartbeat", "host:pid", metric]
     lines = [header] + [[row.signature, *[row.axes[k] for k in axes], row.state, row.progress, row.heartbeat,
                          row.where, "-" if row.metric is None else f"{row.metric:.4f}"] for row in table]
@@ -250,7 +250,7 @@ def render_store(uri: str, experiment: str, table: list[StoreRow], metric: str, 
     scope = f"sweep {sweep}: " if sweep else ""
     text = [f"{scope}{len(table)} jobs in {redact_uri(uri)} (experiment {experiment})"]
     if table:
-        same = {k: table[0].axes[k] for k in naming.AXES if k not in axes}
+        same = {k: table[0].axes[k] for k in naming.design_axes() if k not in axes}
         if same:
             text.append("every job: " + " ".join(f"{k}={v}" for k, v in same.items()))
     text += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]

@@ -16,8 +16,8 @@ from omegaconf import MISSING
 
 @dataclass
 class BackboneConf:
-    kind: str = MISSING  # family whose facts live in models/vision.py: clip | siglip | dinov2 | in1k
-    id: str = MISSING  # public id loaded at scale=full (HF hub id or timm name)
+    kind: str = MISSING  # models/vision.py KINDS: clip | siglip | dinov2 | in1k | open_clip
+    id: str = MISSING  # public id loaded at scale=full (HF hub id, timm name, or open_clip "ARCH:TAG")
 
 
 @dataclass
@@ -47,10 +47,15 @@ class OptimizationConf:
 
 @dataclass
 class LLMConf:
+    """Any transformers causal LM (models/llm.py): its Hub id, transformers model type and the
+    architecture fields of its config.json, which `scale=tiny` shrinks and `scale=full` checks."""
+
     name: str = MISSING
-    arch: str = MISSING  # architecture facts in models/llm.py: llama2-7b, llama2-13b, mistral-7b, phi-2
     id: str = MISSING  # HF hub id loaded at scale=full
-    prompt: str = MISSING  # prompt format (models/prompts.py): base, vicuna, llama2_chat, mistral_instruct, phi
+    model_type: str = MISSING  # a transformers model type: llama, mistral, phi, qwen2, gemma2, phi3, ...
+    config: Dict[str, Any] = MISSING  # hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, ...
+    prompt: str = MISSING  # prompt format (models/prompts.py): base, vicuna, llama2_chat, llama3, chatml, gemma, ...
+    tokenizer_size: Optional[int] = None  # len() of its tokenizer, for the dry run (None: config vocab_size)
 
 
 @dataclass
@@ -152,6 +157,12 @@ class EvalConf:
     # a checkpoint file (default: <paths.runs_dir>/<signature>/checkpoint.pt of that run).
     run_id: Optional[str] = None
     checkpoint: Optional[str] = None
+    # `python -m vlm_sweeps.evaluate` only: which harness evaluates the run: `suite` (benchmarks.suite,
+    # our scorers) or `lmms_eval` (lmms-eval's tasks `eval.tasks`, logged as lmms/<task>/<metric>),
+    # with task YAMLs of one's own under `eval.include_path` (lmms-eval's --include_path)
+    harness: str = "suite"
+    tasks: List[str] = field(default_factory=list)
+    include_path: Optional[str] = None
 
 
 @dataclass
@@ -216,14 +227,33 @@ class Config:
         default_factory=lambda: ["paths", "tracking", "run", "identity_exclude",
                                  # memory layout (gradients equal the whole batch's) and evaluation plumbing
                                  "scale.align.micro_batch_size", "scale.finetune.micro_batch_size",
-                                 "eval.continue_on_missing", "eval.cache", "eval.run_id", "eval.checkpoint"]
+                                 "eval.continue_on_missing", "eval.cache", "eval.run_id", "eval.checkpoint",
+                                 "eval.harness", "eval.tasks", "eval.include_path"]
     )
+
+
+# Schemas of the axis groups (naming.AXIS_TABLE). A group of the table with no schema here is an
+# open mapping: its option files compose as written (a new axis needs no code before it has one).
+GROUP_SCHEMAS: Dict[str, Any] = {"encoder": EncoderConf, "resize": ResizeConf, "optimization": OptimizationConf,
+                                 "llm": LLMConf, "data": DataConf, "scale": ScaleConf}
+
+
+def root_schema() -> type:
+    """`Config`, plus one open field per group axis of the axis table that Config does not name."""
+    from dataclasses import fields as fields_of
+    from dataclasses import make_dataclass
+
+    from vlm_sweeps import naming
+
+    known = {f.name for f in fields_of(Config)}
+    extra = [(name, Dict[str, Any], field(default=MISSING)) for name in naming.group_axes() if name not in known]
+    return make_dataclass("Config", extra, bases=(Config,)) if extra else Config
 
 
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore: `base_config` is the root of conf/config.yaml."""
     cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
+    cs.store(name="base_config", node=root_schema())
 
 
 def to_container(cfg: Any) -> dict:

@@ -61,20 +61,20 @@ class _VocabSize:
 
 def meta_model(cfg: Any):
     """The job's VLM on the meta device: real shapes, no memory, no weights needed."""
-    from vlm_sweeps.models.llm import ARCHS, build_llm
-    from vlm_sweeps.models.projector import Projector
-    from vlm_sweeps.models.vision import build_backbone, fused_dim
-    from vlm_sweeps.models.vlm import VisionLanguageModel
+    from dataclasses import replace
 
-    scale = cfg.scale
-    vocab = ARCHS[cfg.llm.arch].tokenizer_size + 1 if scale.pretrained else scale.vocab_size  # + our pad token
+    from vlm_sweeps import components
+    from vlm_sweeps.models.builder import build_vlm
+
+    spec = components.model_spec(cfg)
+    if spec.pretrained:  # the real vocabulary: the public tokenizer's size + our pad token
+        vocab = (spec.llm.tokenizer_size or int(spec.llm.config.get("vocab_size", 32000))) + 1
+    else:
+        vocab = cfg.scale.vocab_size
+    # shapes of the public checkpoints: random weights of the declared architecture, nothing loaded
+    spec = replace(spec, pretrained=False, grad_checkpointing=False, models_dir=None)
     with torch.device("meta"):
-        backbones = [build_backbone(b.kind, b.id, cfg.encoder.image_size, scale.vision_shrink, pretrained=False)
-                     for b in cfg.encoder.backbones]
-        llm = build_llm(cfg.llm.arch, cfg.llm.id, _VocabSize(vocab), scale.llm_shrink, scale.max_seq_len,
-                        pretrained=False)
-        projector = Projector(cfg.encoder.projector, fused_dim(backbones), llm.config.hidden_size)
-    return VisionLanguageModel(backbones, projector, llm, pad_token_id=vocab - 1)
+        return build_vlm(spec, _VocabSize(vocab))
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -148,7 +148,7 @@ def report(cfg: Any) -> str:
                      f"{bb.embed_dim}, {bb.shape.depth - 1} of {bb.shape.depth} blocks used)")
     lines.append(f"  projector  {cfg.encoder.projector:<54} {_m(_count(parts['projector']))}")
     vocab = model.llm.get_input_embeddings().num_embeddings
-    lines.append(f"  llm        {cfg.llm.arch:<8} {cfg.llm.id:<45} {_m(_count(parts['llm']))}  (vocabulary {vocab}, "
+    lines.append(f"  llm        {cfg.llm.model_type:<8} {cfg.llm.id:<45} {_m(_count(parts['llm']))}  (vocabulary {vocab}, "
                  f"embeddings {_m(_count(model.llm.get_input_embeddings())).strip()})")
     lines.append(f"  total      {'':<54} {_m(_count(model))}")
     hours_total = 0.0

@@ -44,21 +44,22 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-# What the align stage's result depends on, group by group (the rest of the config is left out:
-# the finetune epochs and hyperparameters, the optimization option's name and its finetune stage,
-# benchmarks, eval). Every group is taken after `identity_exclude`, so what does not change a
+# What the align stage's result cannot depend on (a denylist: a new axis, group or field is part
+# of the align signature by default). Taken after `identity_exclude`, so what does not change a
 # job's result (paths, run knobs, micro-batch sizes) does not change its align either.
-#  encoder  backbones, image size and projector kind: the features, the trained projector's shape, the init order
-#  resize   the align images' transform
-#  llm      architecture (frozen, crossed by the gradients), id (weights, tokenizer at full scale), prompt format
-#  scale    shapes (shrinks), vocab, max_seq_len, precision, pretrained, grad checkpointing, align
-#           hyperparameters and align_epochs; only `scale.finetune` is left out
-#  data     the align records (source, align_file, drop_text_only) and the synthetic world, which also
-#           trains the tiny tokenizer; the mix's name and finetune_file are left out, so the paper's
-#           mixes share one align, as in the paper (they all align on the same 558K captions)
-#  stage    the align StageConf itself (which parts train); it is stage 0, so its batch order is seed + 0
-#  seed     the random init of the tiny model (and of the projector at full scale) and the batch order
-ALIGN_KEYS_DROPPED = {"scale": ("finetune",), "data": ("name", "finetune_file")}
+#  epochs, scale.finetune   the finetune stage's passes and hyperparameters
+#  optimization             the option's name and its later stages; stage 0 itself (which parts the
+#                           align trains) is kept under `stage`, and its batch order is seed + 0
+#  data.name, data.finetune_file
+#                           the mix's name and its finetune records: the paper's mixes share one
+#                           align, as in the paper (they all align on the same 558K captions)
+#  benchmarks, eval         evaluation, after training
+# Everything else stays: encoder (backbones, image size, projector kind), resize (the align images'
+# transform), llm (architecture, id, prompt format), scale (shapes, vocab, precision, align
+# hyperparameters, align_epochs), data (align records, the synthetic world that also trains the
+# tiny tokenizer), seed (the random init and the batch order), and any new axis.
+ALIGN_EXCLUDE: tuple[str, ...] = ("epochs", "scale.finetune", "optimization", "data.name", "data.finetune_file",
+                                  "benchmarks", "eval")
 
 
 def align_identity(cfg: Any) -> dict | None:
@@ -68,11 +69,10 @@ def align_identity(cfg: Any) -> dict | None:
     stages = tree["optimization"]["stages"]
     if not stages or stages[0]["name"] != "align":
         return None
-    picked = {key: tree[key] for key in ("encoder", "resize", "llm", "scale", "data", "seed")}
-    for group, dropped in ALIGN_KEYS_DROPPED.items():
-        picked[group] = {k: v for k, v in picked[group].items() if k not in dropped}
-    picked["stage"] = stages[0]
-    return picked
+    for key in ALIGN_EXCLUDE:
+        _drop(tree, key)
+    tree["stage"] = stages[0]
+    return tree
 
 
 def align_signature(cfg: Any) -> str | None:

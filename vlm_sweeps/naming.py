@@ -6,11 +6,50 @@ so these names are a contract: change them and old stores stop being readable.
 
 from __future__ import annotations
 
-# Design axes, logged as top-level MLflow params with exactly these keys (values: option names,
-# `epochs` as a number rendered by str(float), e.g. "1.0", "1.5").
-AXES: tuple[str, ...] = ("encoder", "resize", "optimization", "llm", "epochs", "data")
-# Also logged as top-level params, but not design axes of the paper: scale of the run and its seed.
-CONTEXT_PARAMS: tuple[str, ...] = ("scale", "seed")
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One row of the axis table. `group`: a config group whose value is its option's `name`;
+    otherwise a top-level number of the config, rendered by str(float) ("1.0", "1.5") or, for
+    `integer` ones, str(int). `design`: a design axis of a study (params, run names, analysis,
+    the status view) or a context param (logged beside them, not compared)."""
+
+    name: str
+    group: bool = True
+    design: bool = True
+    integer: bool = False
+
+
+# THE AXIS TABLE: the single source of truth for which config entries are axes. Params (top-level
+# MLflow params with exactly these keys), run names, `job.axes_of`, the every-option test, the
+# status view and analysis read it. A new axis is one row here plus its config group (conf/<name>/);
+# identity needs no row: it hashes everything but a denylist of run-time keys (identity.py).
+AXIS_TABLE: tuple[Axis, ...] = (
+    Axis("encoder"), Axis("resize"), Axis("optimization"), Axis("llm"), Axis("epochs", group=False), Axis("data"),
+    # context: scale of the run and its seed
+    Axis("scale", design=False), Axis("seed", group=False, design=False, integer=True),
+)
+
+
+def design_axes() -> tuple[str, ...]:
+    """The design axes, in the table's order."""
+    return tuple(a.name for a in AXIS_TABLE if a.design)
+
+
+def context_params() -> tuple[str, ...]:
+    return tuple(a.name for a in AXIS_TABLE if not a.design)
+
+
+def group_axes() -> tuple[str, ...]:
+    """Axes that are config groups (conf/<name>/*.yaml), design and context."""
+    return tuple(a.name for a in AXIS_TABLE if a.group)
+
+
+# Read at import; code that must follow a changed table (tests that add an axis) calls the functions.
+AXES: tuple[str, ...] = design_axes()
+CONTEXT_PARAMS: tuple[str, ...] = context_params()
 
 TAG_PREFIX = "vlm_sweeps."
 TAG_SIGNATURE = TAG_PREFIX + "signature"  # hash of the resolved config (see identity.py)

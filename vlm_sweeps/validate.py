@@ -18,10 +18,11 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
     """Every problem of `cfg`, for a job of `world_size` processes (train/distributed.py)."""
     from vlm_sweeps.data.transforms import STRATEGIES
     from vlm_sweeps.eval import registry
-    from vlm_sweeps.models.llm import ARCHS
+    from vlm_sweeps.components import llm_spec
+    from vlm_sweeps.models.llm import spec_problems
     from vlm_sweeps.models.projector import Projector
     from vlm_sweeps.models.prompts import FORMATS
-    from vlm_sweeps.models.vision import FAMILIES
+    from vlm_sweeps.models.vision import KINDS
     from vlm_sweeps.train.distributed import problems as parallel_problems
     from vlm_sweeps.train.stages import PARTS
 
@@ -35,13 +36,13 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
          "(e.g. epochs=1, 1.5, 2)")
     need(len(cfg.encoder.backbones) >= 1, f"encoder={cfg.encoder.name}: lists no backbone")
     for b in cfg.encoder.backbones:
-        need(b.kind in FAMILIES, f"encoder={cfg.encoder.name}: unknown backbone kind {b.kind!r}; known: "
-             f"{', '.join(FAMILIES)}")
+        need(b.kind in KINDS, f"encoder={cfg.encoder.name}: unknown backbone kind {b.kind!r}; known: "
+             f"{', '.join(KINDS)}")
     need(cfg.encoder.projector in Projector.KINDS, f"encoder.projector={cfg.encoder.projector!r}; known: "
          f"{', '.join(Projector.KINDS)}")
     found += _projector_problems(cfg.encoder)
     need(cfg.resize.name in STRATEGIES, f"resize={cfg.resize.name!r}; known: {', '.join(STRATEGIES)}")
-    need(cfg.llm.arch in ARCHS, f"llm={cfg.llm.name}: unknown arch {cfg.llm.arch!r}; known: {', '.join(ARCHS)}")
+    found += spec_problems(llm_spec(cfg.llm))
     need(cfg.llm.prompt in FORMATS, f"llm={cfg.llm.name}: unknown prompt format {cfg.llm.prompt!r}; known: "
          f"{', '.join(FORMATS)}")
     names = [s.name for s in cfg.optimization.stages]
@@ -161,11 +162,12 @@ def _size_problems(cfg: Any, names: list[str], registry: Any) -> list[str]:
 
 def _missing_weights(cfg: Any) -> list[str]:
     """One problem per pretrained id with no local copy, with the command that fetches it."""
+    from vlm_sweeps.components import llm_spec
     from vlm_sweeps.models import weights
-    from vlm_sweeps.models.llm import ARCHS
-    from vlm_sweeps.models.vision import FAMILIES
+    from vlm_sweeps.models.llm import spec_problems
+    from vlm_sweeps.models.vision import KINDS
 
-    if cfg.llm.arch not in ARCHS or any(b.kind not in FAMILIES for b in cfg.encoder.backbones):
+    if spec_problems(llm_spec(cfg.llm)) or any(b.kind not in KINDS for b in cfg.encoder.backbones):
         return []  # already reported above
     absent = weights.missing(cfg)
     if not absent:

@@ -18,6 +18,25 @@ def test_formats_match_the_anchor_prompt_builders():
     assert question_prompt(get_format("phi"), "Hi") == "Input: Hi\nOutput: "
 
 
+def test_newer_formats_match_the_models_chat_templates():
+    """Expected strings written from each model's tokenizer_config.json chat_template (no system
+    turn, add_generation_prompt=True), minus the BOS the tokenizer adds itself."""
+    assert question_prompt(get_format("llama3"), "<image>\nHi") == (
+        "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert question_prompt(get_format("chatml"), "Hi") == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert question_prompt(get_format("gemma"), "Hi") == "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    assert question_prompt(get_format("phi3"), "Hi") == "<|user|>\nHi<|end|>\n<|assistant|>\n"
+    # a second turn follows the first assistant answer as the templates write it
+    segments = conversation_segments(get_format("chatml"), TURNS, "<|im_end|>")
+    assert "".join(s for s, _ in segments) == (
+        "<|im_start|>user\nWhat color is the circle?<|im_end|>\n<|im_start|>assistant\nred<|im_end|>"
+        "\n<|im_start|>user\nHow many squares?<|im_end|>\n<|im_start|>assistant\n2<|im_end|>")
+
+
+# formats whose end of turn is not the tokenizer's eos: the turn closes with it, then eos
+END_OF_TURN = {"gemma": "<end_of_turn>", "phi3": "<|end|>"}
+
+
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_only_assistant_turns_are_targets(name, small_world):
     _, tok = small_world
@@ -27,7 +46,8 @@ def test_only_assistant_turns_are_targets(name, small_world):
     ids, labels = encode_segments(tok, segments, max_len=10_000)
     assert ids[0] == tok.bos_token_id and labels[0] == -100
     targets = [int(i) for i, l in zip(ids, labels) if l != -100]
-    assert tok.decode(targets, skip_special_tokens=False).replace(" ", "").replace("\n", "") == "red</s>2</s>"
+    end = END_OF_TURN.get(name, "")
+    assert tok.decode(targets, skip_special_tokens=False).replace(" ", "").replace("\n", "") == f"red{end}</s>2{end}</s>"
 
 
 def test_truncation_keeps_the_budget(small_world):

@@ -31,6 +31,22 @@ FORMATS: dict[str, PromptFormat] = {
                                 "[INST] {msg} [/INST] ", "{msg}{eos}"),
     "mistral_instruct": PromptFormat("[INST] {msg} [/INST] ", "[INST] {msg} [/INST] ", "{msg}{eos}"),
     "phi": PromptFormat("Input: {msg}\nOutput: ", "Input: {msg}\nOutput: ", "{msg}\n{eos}"),
+    # The chat templates of the newer instruct LLMs, written out (each model's tokenizer_config.json
+    # chat_template, without a system turn). The assistant turn ends with the tokenizer's eos, which
+    # for Llama-3 and Qwen2.5 instruct is the template's end-of-turn token (<|eot_id|>, <|im_end|>).
+    "llama3": PromptFormat("<|start_header_id|>user<|end_header_id|>\n\n{msg}<|eot_id|>"
+                           "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                           "<|start_header_id|>user<|end_header_id|>\n\n{msg}<|eot_id|>"
+                           "<|start_header_id|>assistant<|end_header_id|>\n\n", "{msg}{eos}"),
+    "chatml": PromptFormat("<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n",
+                           "\n<|im_start|>user\n{msg}<|im_end|>\n<|im_start|>assistant\n", "{msg}{eos}"),
+    # Gemma's eos (<eos>) is not its end of turn: the turn closes with <end_of_turn>, then eos
+    "gemma": PromptFormat("<start_of_turn>user\n{msg}<end_of_turn>\n<start_of_turn>model\n",
+                          "<start_of_turn>user\n{msg}<end_of_turn>\n<start_of_turn>model\n",
+                          "{msg}<end_of_turn>\n{eos}"),
+    # Phi-3's eos (<|endoftext|>) is not its end of turn either
+    "phi3": PromptFormat("<|user|>\n{msg}<|end|>\n<|assistant|>\n", "<|user|>\n{msg}<|end|>\n<|assistant|>\n",
+                         "{msg}<|end|>\n{eos}"),
 }
 
 

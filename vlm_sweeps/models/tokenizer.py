@@ -65,5 +65,9 @@ def load_pretrained_tokenizer(model_id: str, models_dir: Path | None, max_seq_le
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, model_max_length=max_seq_len)
     if tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    if tokenizer.bos_token is None:  # Qwen2.5: no BOS in the tokenizer; its config's bos_token_id starts a sequence
+        bos_id = json.loads((folder / "config.json").read_text()).get("bos_token_id")
+        bos_id = bos_id[0] if isinstance(bos_id, list) else bos_id
+        tokenizer.bos_token = tokenizer.convert_ids_to_tokens(bos_id) if bos_id is not None else tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer

@@ -7,6 +7,11 @@ anchor's ids). At `scale=tiny` the same classes are built with the family's real
 divided by `scale.vision_shrink` and random weights; at `scale=full` the public checkpoint loads
 from its local folder (models/weights.py), its shape read from the checkpoint, after checking that
 the family's normalisation is the one the checkpoint declares.
+
+A backbone kind is one entry of KINDS: how to build it (tiny or pretrained) and which local weights
+it needs at `scale=full`. `open_clip` (models/open_clip_backbone.py) builds any model of open_clip's
+pretrained zoo from an id `ARCH:TAG`, its normalisation read from open_clip's pretrained config. A
+new kind is one builder registered there plus its encoder option files.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -23,6 +29,19 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a backbone's input images are normalised: what its checkpoint was trained with."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+
+    def fill_rgb(self) -> tuple[int, int, int]:
+        """Letterbox fill: the normalisation mean in 0-255, e.g. (122, 116, 104) for CLIP."""
+        return tuple(int(m * 255) for m in self.mean)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,11 @@ class BackboneFamily:
 
     def fill_rgb(self) -> tuple[int, int, int]:
         """Letterbox fill: the normalisation mean in 0-255, e.g. (122, 116, 104) for CLIP."""
-        return tuple(int(m * 255) for m in self.mean)  # type: ignore[return-value]
+        return self.preprocessing.fill_rgb()
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.mean, self.std, self.interpolation)
 
 
 FAMILIES: dict[str, BackboneFamily] = {
@@ -92,12 +115,17 @@ class VisionBackbone(nn.Module):
     """One tower: pixels [B, 3, S, S] -> patch features of the second-to-last block [B, N, D].
 
     The last block is removed at build time: its output is never used, so it is never computed.
+    `kind` names its entry in KINDS; `preprocessing` is the normalisation its inputs need. Kinds
+    whose model is not a transformers or timm tower subclass it and override `features`.
     """
 
-    def __init__(self, kind: str, model: nn.Module, shape: BackboneShape, num_prefix_tokens: int):
+    def __init__(self, kind: str, model: nn.Module, shape: BackboneShape, num_prefix_tokens: int,
+                 preprocessing: Preprocessing | None = None, library: str | None = None):
         super().__init__()
         self.kind = kind
-        self.family = FAMILIES[kind]
+        family = FAMILIES.get(kind)
+        self.library = library or family.library
+        self.preprocessing = preprocessing or family.preprocessing
         self.model = model
         self.shape = shape
         self.num_prefix_tokens = num_prefix_tokens
@@ -110,16 +138,19 @@ class VisionBackbone(nn.Module):
     def num_patches(self) -> int:
         return self.shape.grid ** 2
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self.family.library == "timm":
+    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.library == "timm":
             # forward_intermediates strips prefix (CLS + register) tokens for NLC output.
             (features,) = self.model.forward_intermediates(
                 pixel_values, indices=[len(self.model.blocks) - 1], intermediates_only=True,
                 output_fmt="NLC", norm=False)
-        else:
-            out = self.model(pixel_values=pixel_values, output_hidden_states=True)
-            # hidden_states[-1] of the truncated tower = block L-1 output, before any post-norm.
-            features = out.hidden_states[-1][:, self.num_prefix_tokens:]
+            return features
+        out = self.model(pixel_values=pixel_values, output_hidden_states=True)
+        # hidden_states[-1] of the truncated tower = block L-1 output, before any post-norm.
+        return out.hidden_states[-1][:, self.num_prefix_tokens:]
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        features = self.features(pixel_values)
         assert features.shape[1] == self.num_patches, (features.shape, self.num_patches)
         return features  # [B, N, D]
 
@@ -227,18 +258,14 @@ def check_preprocessing(kind: str, folder: Path) -> None:
                          f"{ours} (models/vision.py FAMILIES); use a family whose facts match the checkpoint")
 
 
-def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained: bool, *,
-                   models_dir: Path | None = None) -> VisionBackbone:
-    """Build one backbone of family `kind` (see FAMILIES) at `image_size`: random weights of the
-    family's shape shrunk by `shrink`, or (`pretrained`) the checkpoint of `model_id` found locally
-    (models/weights.py), with its shape read from the checkpoint."""
-    if kind not in FAMILIES:
-        raise ValueError(f"unknown vision family {kind!r}; known: {', '.join(FAMILIES)}")
+def _build_family(kind: str, model_id: str, image_size: int, shrink, pretrained: bool,
+                  models_dir: Path | None) -> VisionBackbone:
+    """The builder of the transformers (clip, siglip) and timm (dinov2, in1k) kinds."""
     family = FAMILIES[kind]
     if pretrained:
-        from vlm_sweeps.models.weights import WeightSpec, resolve
+        from vlm_sweeps.models.weights import resolve
 
-        folder = resolve(WeightSpec(model_id, family.library, f"{kind} backbone"), models_dir)
+        folder = resolve(_family_weights(kind, model_id, f"{kind} backbone"), models_dir)
         check_preprocessing(kind, folder)
         if family.library == "transformers":
             model, shape = _hf_pretrained(kind, folder, image_size)
@@ -249,6 +276,54 @@ def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained
         model = _hf_tower(kind, shape) if family.library == "transformers" else _timm_tower(family, shape)
     prefix = (1 if kind == "clip" else 0) if family.library == "transformers" else model.num_prefix_tokens
     return VisionBackbone(kind, model, shape, prefix)
+
+
+def _family_weights(kind: str, model_id: str, role: str):
+    from vlm_sweeps.models.weights import WeightSpec
+
+    return WeightSpec(model_id, FAMILIES[kind].library, role)
+
+
+@dataclass(frozen=True)
+class BackboneKind:
+    """One kind of vision backbone: `build(kind, id, image_size, shrink, pretrained, models_dir)`
+    and `weights(kind, id, role)`, the WeightSpec of the local copy it loads at scale=full."""
+
+    build: Callable[..., VisionBackbone]
+    weights: Callable[..., Any]
+
+
+def _open_clip_build(*args, **kwargs) -> VisionBackbone:
+    from vlm_sweeps.models.open_clip_backbone import build_open_clip
+
+    return build_open_clip(*args, **kwargs)
+
+
+def _open_clip_weights(*args, **kwargs):
+    from vlm_sweeps.models.open_clip_backbone import open_clip_weights
+
+    return open_clip_weights(*args, **kwargs)
+
+
+KINDS: dict[str, BackboneKind] = {
+    **{kind: BackboneKind(_build_family, _family_weights) for kind in FAMILIES},
+    "open_clip": BackboneKind(_open_clip_build, _open_clip_weights),
+}
+
+
+def weight_spec(kind: str, model_id: str, role: str):
+    """What a backbone of `kind` and `model_id` loads at scale=full (models/weights.py)."""
+    return KINDS[kind].weights(kind, model_id, role)
+
+
+def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained: bool, *,
+                   models_dir: Path | None = None) -> VisionBackbone:
+    """Build one backbone of `kind` (see KINDS) at `image_size`: random weights of the kind's shape
+    shrunk by `shrink`, or (`pretrained`) the checkpoint of `model_id` found locally
+    (models/weights.py), with its shape read from the checkpoint."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown vision backbone kind {kind!r}; known: {', '.join(KINDS)}")
+    return KINDS[kind].build(kind, model_id, image_size, shrink, pretrained, models_dir)
 
 
 def check_same_grid(backbones: list[VisionBackbone]) -> None:

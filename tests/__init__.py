@@ -1,0 +1,1 @@
+"""vlm_sweeps tests (a regular package: some dependencies install a top-level `tests` package)."""
