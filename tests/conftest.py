@@ -52,3 +52,22 @@ def clean_env(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     return os.environ
+
+
+# Test tiers, one per folder, selectable by marker: the fast ones (unit, config, eval, analysis,
+# full, launchers) run in a couple of minutes with
+#   python -m pytest -m "not integration and not distributed and not cluster"
+# and CI runs everything. A test may also carry a slower tier's marker itself (an end-to-end test in
+# a fast folder is marked `integration`).
+TIERS = ("unit", "config", "eval", "analysis", "full", "launchers", "integration", "distributed", "cluster")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            folder = Path(str(item.fspath)).resolve().relative_to(root).parts[0]
+        except ValueError:
+            continue
+        if folder in TIERS:
+            item.add_marker(getattr(pytest.mark, folder))

@@ -94,8 +94,11 @@ def to_llava(model: VisionLanguageModel, tokenizer):
     tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     rows = model.llm.get_input_embeddings().num_embeddings
-    if image_token_id >= rows:
-        raise ValueError(f"the `<image>` token id {image_token_id} is past the {rows} embedding rows")
+    if image_token_id >= rows:  # no spare padded row: a copy with one more block of 64 (the row is never read:
+        model = copy.copy(model)  # image tokens are replaced by image features)
+        model._modules = dict(model._modules)  # the copy's own parts: the caller's model keeps its LLM
+        model.llm = copy.deepcopy(model.llm)
+        model.llm.resize_token_embeddings(image_token_id + 1, pad_to_multiple_of=64)
     config = llava_config(model, image_token_id)
     llava = LlavaForConditionalGeneration(config).to(next(model.parameters()).dtype).eval()
     proj = model.projector.net

@@ -55,27 +55,58 @@ def _timm(arch: str, folder: Path, **args) -> None:
     save_for_hf(model, str(folder), model_args=args, safe_serialization=True)
 
 
-def _tokenizer(folder: Path) -> None:
+# The tiny checkpoints' architecture: each LLM option's own config.json fields with these dimensions.
+# Tests compose an option with `tiny_llm_overrides()`, i.e. declare the dimensions of the tiny
+# checkpoint they load, as a user declares the checkpoint an option names.
+TINY_LLM_DIMS = dict(hidden_size=40, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2)
+
+
+def llm_option(name: str) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "llm" / f"{name}.yaml"))
+
+
+def tiny_llm_overrides(name: str) -> list[str]:
+    declared = llm_option(name)["config"]
+    dims = {k: v for k, v in TINY_LLM_DIMS.items() if k in declared or k != "num_key_value_heads"}
+    if "head_dim" in declared:
+        dims["head_dim"] = 10
+    return [f"llm.config.{k}={v}" for k, v in dims.items()] + [f"llm.config.vocab_size={len(_corpus_tokenizer())}"]
+
+
+def _corpus_tokenizer():
     """A Llama-style tokenizer without a pad token, as the public LLM tokenizers come."""
     from vlm_sweeps.models.tokenizer import train_tokenizer
 
     tok = train_tokenizer(CORPUS * 4, 200)
     tok.pad_token = None
+    return tok
+
+
+def _llm(option: str, folder: Path) -> None:
+    """The tiny checkpoint of an LLM option: its model type and declared fields, tiny dimensions,
+    saved as transformers saves a published checkpoint (float16 shards with an index)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tok = _corpus_tokenizer()
     tok.save_pretrained(folder)
-    return len(tok)
-
-
-def _llm(family: str, folder: Path) -> None:
-    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, PhiConfig
-
-    vocab = _tokenizer(folder)
-    common = dict(vocab_size=vocab, hidden_size=40, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
-                  max_position_embeddings=256, tie_word_embeddings=False)
-    config = {"llama": lambda: LlamaConfig(num_key_value_heads=4, **common),
-              "mistral": lambda: MistralConfig(num_key_value_heads=2, sliding_window=128, **common),
-              "phi": lambda: PhiConfig(partial_rotary_factor=0.4, **common)}[family]()
-    # Llama-2 and Mistral ship float16 weights in sharded safetensors with an index: so does the tiny one
+    opt = llm_option(option)
+    fields = {**opt["config"], **{k: v for k, v in TINY_LLM_DIMS.items()
+                                  if k in opt["config"] or k != "num_key_value_heads"}}
+    if "head_dim" in fields:
+        fields["head_dim"] = 10
+    fields.update(vocab_size=len(tok), max_position_embeddings=fields.get("max_position_embeddings", 256))
+    fields.setdefault("tie_word_embeddings", False)
+    config = AutoConfig.for_model(opt["model_type"], **fields)
+    for token in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        if isinstance(getattr(config, token, None), int) and getattr(config, token) >= len(tok):
+            setattr(config, token, None)
     AutoModelForCausalLM.from_config(config).half().save_pretrained(folder, max_shard_size="60KB")
+
+
+LLM_OPTIONS = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "llm").glob("*.yaml"))
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +122,8 @@ def models_dir(tmp_path_factory) -> Path:
     # the public IN1K checkpoint has its 1000-class head; ours has a small one, dropped on load
     _timm("vit_large_patch16_224", root / IDS["in1k"], img_size=IN1K_IMAGE, embed_dim=32, depth=3, num_heads=4,
           num_classes=10)
-    _llm("llama", root / IDS["llama2"])
-    _llm("mistral", root / IDS["mistral"])
-    _llm("phi", root / IDS["phi2"])
+    for option in LLM_OPTIONS:  # options sharing an architecture (chat and base) each get their id's folder
+        _llm(option, root / llm_option(option)["id"])
     return root
 
 

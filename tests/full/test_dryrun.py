@@ -12,7 +12,7 @@ def test_dry_run_of_the_7b_default_prints_sizes_and_costs(tmp_path, empty_hf_cac
     text = capsys.readouterr().out
     assert result.dry_run and result.metrics == {}
     # Llama-2 7B: 6,738.4M with 32,000 rows; +64 rows (pad token, padded to 64) x 4096 x 2
-    assert re.search(r"llm +llama2-7b meta-llama/Llama-2-7b-hf +6,738\.9M", text)
+    assert re.search(r"llm +llama +meta-llama/Llama-2-7b-hf +6,738\.9M", text)
     assert re.search(r"encoder +clip +openai/clip-vit-large-patch14-336 +290\.9M +\(576 patches of 1024, 23 of 24", text)
     assert "stage finetune: trains projector, llm: 6,759.9M trainable of 7,050.8M" in text
     assert "batch 128 = 8 micro-batches of 16" in text and "665,298 records (published size)" in text

@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.full.conftest import DINO_SAVED_IMAGE, HF_IMAGE, IDS, IN1K_IMAGE, compose_full, write_llava
+from tests.full.conftest import (DINO_SAVED_IMAGE, HF_IMAGE, IDS, IN1K_IMAGE, LLM_OPTIONS, compose_full,
+                                 tiny_llm_overrides, write_llava)
 from vlm_sweeps.models.vision import FAMILIES, build_backbone
 
 BACKBONES = [("clip", HF_IMAGE), ("siglip", HF_IMAGE), ("dinov2", HF_IMAGE), ("in1k", IN1K_IMAGE)]
@@ -86,21 +87,24 @@ def test_a_checkpoint_with_other_normalisation_is_refused(tmp_path, models_dir):
         build_backbone("clip", IDS["clip"], HF_IMAGE, None, True, models_dir=tmp_path)
 
 
-@pytest.mark.parametrize("llm", ["llama2", "mistral", "phi2"])
+@pytest.mark.parametrize("llm", LLM_OPTIONS)
 def test_llm_and_tokenizer_load_with_pad_token_and_embeddings_padded_to_64(llm, tmp_path, models_dir):
+    """Every LLM option's load path (its model type, its declared fields) on a tiny checkpoint."""
     from transformers import AutoModelForCausalLM
 
+    from vlm_sweeps.components import llm_spec
     from vlm_sweeps.job import load_tokenizer
-    from vlm_sweeps.models.llm import build_llm
+    from vlm_sweeps.models.llm import attention_of, build_llm
 
-    cfg = compose_full([f"llm={llm}"], tmp_path, models_dir)
+    cfg = compose_full([f"llm={llm}"] + tiny_llm_overrides(llm), tmp_path, models_dir)
     tok = load_tokenizer(cfg, None, tmp_path)
     assert tok.pad_token == "<PAD>" and tok.model_max_length == 2048
-    model = build_llm(cfg.llm.arch, cfg.llm.id, tok, None, 2048, True, models_dir=models_dir).eval()
+    model = build_llm(llm_spec(cfg.llm), tok, None, 2048, True, models_dir=models_dir).eval()
+    assert model.config.model_type == cfg.llm.model_type
     rows = model.get_input_embeddings().num_embeddings
     assert rows % 64 == 0 and rows >= len(tok) and model.config.pad_token_id == tok.pad_token_id
-    assert model.config._attn_implementation == "sdpa" and model.dtype == torch.float32
-    reference = AutoModelForCausalLM.from_pretrained(models_dir / IDS[llm], dtype=torch.float32).eval()
+    assert model.config._attn_implementation == attention_of(model.config) and model.dtype == torch.float32
+    reference = AutoModelForCausalLM.from_pretrained(models_dir / cfg.llm.id, dtype=torch.float32).eval()
     ids = torch.tensor([[1, 5, 9, 14, 3]])
     with torch.no_grad():
         vocab = reference.config.vocab_size
@@ -108,10 +112,22 @@ def test_llm_and_tokenizer_load_with_pad_token_and_embeddings_padded_to_64(llm, 
 
 
 def test_a_checkpoint_of_another_family_is_refused(tmp_path, models_dir):
+    from vlm_sweeps.components import llm_spec
     from vlm_sweeps.models.llm import build_llm
 
-    with pytest.raises(ValueError, match="a 'phi' checkpoint, but llm arch 'llama2-7b'"):
-        build_llm("llama2-7b", IDS["phi2"], [0] * 10, None, 2048, True, models_dir=models_dir)
+    cfg = compose_full(["llm=llama2", f"llm.id={IDS['phi2']}"] + tiny_llm_overrides("llama2"), tmp_path, models_dir)
+    with pytest.raises(ValueError, match=r"not the architecture llm=llama2 declares .*model_type: 'llama' != 'phi'"):
+        build_llm(llm_spec(cfg.llm), [0] * 10, None, 2048, True, models_dir=models_dir)
+
+
+def test_a_checkpoint_of_another_size_is_refused_before_it_loads(tmp_path, models_dir):
+    """The real option (4096 wide, 32 layers) against the tiny checkpoint under its id."""
+    from vlm_sweeps.components import llm_spec
+    from vlm_sweeps.models.llm import build_llm
+
+    cfg = compose_full(["llm=qwen25_7b"], tmp_path, models_dir)
+    with pytest.raises(ValueError, match=r"hidden_size: 3584 != 40; num_hidden_layers: 28 != 2"):
+        build_llm(llm_spec(cfg.llm), [0] * 10, None, 2048, True, models_dir=models_dir)
 
 
 def _image(folder, name, seed):
@@ -132,7 +148,8 @@ def test_fused_vlm_trains_a_step_through_the_full_path(tmp_path, models_dir):
     records += [{"id": f"t{i}", "conversations": [{"from": "human", "value": "hello"}, {"from": "gpt", "value": "hi"}]}
                 for i in range(4)]
     write_llava(mix, records, "llava_v1_5_mix665k.json")
-    cfg = compose_full(["encoder=dinosiglip", f"encoder.image_size={HF_IMAGE}", "llm=mistral", "data=llava_v15",
+    cfg = compose_full(["encoder=dinosiglip", f"encoder.image_size={HF_IMAGE}", "llm=mistral", *tiny_llm_overrides("mistral"),
+                        "data=llava_v15",
                         f"paths.data_root={tmp_path / 'data'}", "scale.finetune.batch_size=4",
                         "scale.finetune.micro_batch_size=2", "scale.max_seq_len=64"], tmp_path, models_dir)
     validate.check(cfg)

@@ -53,7 +53,9 @@ def spec_problems(spec: LLMSpec) -> list[str]:
     """What is wrong with an LLM option, before anything loads."""
     where = f"llm={spec.name}"
     if not is_causal_lm(spec.model_type):
-        near = [t for t in causal_lm_types() if t.startswith(spec.model_type[:3])][:8]
+        import difflib
+
+        near = difflib.get_close_matches(spec.model_type, causal_lm_types(), n=5, cutoff=0.6)
         return [f"{where}: model_type {spec.model_type!r} is not a transformers causal LM type"
                 + (f" (close: {', '.join(near)})" if near else "")
                 + "; use the `model_type` of the checkpoint's config.json"]
@@ -61,7 +63,7 @@ def spec_problems(spec: LLMSpec) -> list[str]:
     found = []
     if missing:
         found.append(f"{where}: llm.config lacks {', '.join(missing)}; copy them from the checkpoint's config.json")
-    bad = [f"{k}={v!r}" for k in (*REQUIRED_FIELDS, "num_key_value_heads", "head_dim")
+    bad = [f"{k}={spec.config[k]!r}" for k in (*REQUIRED_FIELDS, "num_key_value_heads", "head_dim")
            if k in spec.config and not (isinstance(spec.config[k], int) and spec.config[k] > 0)]
     if bad:
         found.append(f"{where}: llm.config fields must be positive integers: {', '.join(bad)}")
