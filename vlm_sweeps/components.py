@@ -38,7 +38,15 @@ class EncoderSpec:
     name: str
     image_size: int
     backbones: tuple[BackboneSpec, ...]
-    projector: str  # models/projector.py KINDS
+    layers: tuple[str, ...] = ("-2",)  # the `features` axis: blocks whose outputs feed the projector
+
+
+@dataclass(frozen=True)
+class ProjectorSpec:
+    kind: str  # models/projector.py KINDS
+    tokens: int | None = None
+    factor: int = 2
+    depth: int = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class ModelSpec:
     """Everything that builds the VLM (models/builder.py)."""
 
     encoder: EncoderSpec
+    projector: ProjectorSpec
     llm: LLMSpec
     vision_shrink: Shrink
     llm_shrink: Shrink
@@ -73,6 +82,7 @@ class Stage:
     name: str  # align | finetune
     train: tuple[str, ...]
     hparams: Hparams
+    lr_scale: tuple[tuple[str, float], ...]  # (part, scale of the stage's learning rate); parts not named: 1
     epochs: float
     seed: int  # its batch order: the job's seed + the stage's index
 
@@ -111,8 +121,11 @@ def model_spec(cfg: Any) -> ModelSpec:
 
     scale, enc = cfg.scale, cfg.encoder
     encoder = EncoderSpec(str(enc.name), int(enc.image_size),
-                          tuple(BackboneSpec(str(b.kind), str(b.id)) for b in enc.backbones), str(enc.projector))
-    return ModelSpec(encoder=encoder, llm=llm_spec(cfg.llm), vision_shrink=_shrink(scale.vision_shrink),
+                          tuple(BackboneSpec(str(b.kind), str(b.id)) for b in enc.backbones),
+                          tuple(str(x) for x in cfg.features.layers))
+    p = cfg.projector
+    projector = ProjectorSpec(str(p.kind), None if p.tokens is None else int(p.tokens), int(p.factor), int(p.depth))
+    return ModelSpec(encoder=encoder, projector=projector, llm=llm_spec(cfg.llm), vision_shrink=_shrink(scale.vision_shrink),
                      llm_shrink=_shrink(scale.llm_shrink), max_seq_len=int(scale.max_seq_len),
                      pretrained=bool(scale.pretrained), precision=str(scale.precision),
                      grad_checkpointing=bool(scale.get("grad_checkpointing", False)),
@@ -127,7 +140,8 @@ def plan_of(cfg: Any) -> tuple[Stage, ...]:
                           float(hp.max_grad_norm), None if hp.micro_batch_size is None else int(hp.micro_batch_size))
         # the epochs axis is the finetune stage's; the paper always aligns for one epoch
         epochs = float(cfg.epochs if stage.name == "finetune" else cfg.scale.align_epochs)
-        stages.append(Stage(str(stage.name), tuple(stage.train), hparams, epochs, int(cfg.seed) + index))
+        scales = tuple(sorted((str(k), float(v)) for k, v in stage.get("lr_scale", {}).items()))
+        stages.append(Stage(str(stage.name), tuple(stage.train), hparams, scales, epochs, int(cfg.seed) + index))
     return tuple(stages)
 
 

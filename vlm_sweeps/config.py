@@ -25,7 +25,25 @@ class EncoderConf:
     name: str = MISSING
     image_size: int = MISSING  # native input resolution of the option (224, 336, 384)
     backbones: List[BackboneConf] = MISSING  # >1 = fused: features concatenated on channels
-    projector: str = "gelu-mlp"  # linear | gelu-mlp | fused-gelu-mlp
+
+
+@dataclass
+class ProjectorConf:
+    """The connector (models/projector.py) and its visual-token budget."""
+
+    name: str = MISSING
+    kind: str = MISSING  # linear | mlp | resampler | pool | pixel_shuffle | cabstractor
+    tokens: Optional[int] = None  # visual tokens of a compressing connector (None: a quarter of the patches)
+    factor: int = 2  # pixel_shuffle: factor x factor patches per token
+    depth: int = 2  # resampler: cross-attention blocks; cabstractor: residual blocks (half before, half after pooling)
+
+
+@dataclass
+class FeaturesConf:
+    """Which vision blocks feed the projector (outputs concatenated on channels)."""
+
+    name: str = MISSING
+    layers: List[str] = MISSING  # block indices, negative from the end (-2: penultimate, the paper's), or `middle`
 
 
 @dataclass
@@ -37,6 +55,8 @@ class ResizeConf:
 class StageConf:
     name: str = MISSING  # align | finetune (hyperparameters per stage come from the scale)
     train: List[str] = MISSING  # parts that get gradients: encoder, projector, llm
+    # learning-rate scale per trained part (e.g. {encoder: 0.1}: the vision tower at a tenth of the rate)
+    lr_scale: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -210,6 +230,8 @@ class RunConf:
 @dataclass
 class Config:
     encoder: EncoderConf = MISSING
+    projector: ProjectorConf = MISSING
+    features: FeaturesConf = MISSING
     resize: ResizeConf = MISSING
     optimization: OptimizationConf = MISSING
     llm: LLMConf = MISSING
@@ -234,7 +256,8 @@ class Config:
 
 # Schemas of the axis groups (naming.AXIS_TABLE). A group of the table with no schema here is an
 # open mapping: its option files compose as written (a new axis needs no code before it has one).
-GROUP_SCHEMAS: Dict[str, Any] = {"encoder": EncoderConf, "resize": ResizeConf, "optimization": OptimizationConf,
+GROUP_SCHEMAS: Dict[str, Any] = {"encoder": EncoderConf, "projector": ProjectorConf, "features": FeaturesConf,
+                                 "resize": ResizeConf, "optimization": OptimizationConf,
                                  "llm": LLMConf, "data": DataConf, "scale": ScaleConf}
 
 

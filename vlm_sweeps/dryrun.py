@@ -119,7 +119,7 @@ def stage_estimate(cfg: Any, model, stage) -> dict[str, float]:
     act_logits = micro * seq * vocab * 10
     act_vision = 0
     if "encoder" in trained:
-        act_vision = sum(34 * micro * (bb.num_patches + bb.num_prefix_tokens) * bb.embed_dim * bb.shape.depth
+        act_vision = sum(34 * micro * (bb.num_patches + bb.num_prefix_tokens) * bb.shape.width * bb.kept_blocks
                          for bb in model.encoder)
     mem = {"weights": 4 * total, "grads": 4 * trainable, "adamw": 8 * trainable,
            "activations": act_llm + act_logits + act_vision}
@@ -127,10 +127,11 @@ def stage_estimate(cfg: Any, model, stage) -> dict[str, float]:
     tokens = model.num_patches + ASSUMED_TEXT_TOKENS[stage.name]
     llm_fwd = tokens * (2 * (_count(llm) - _count(llm.get_input_embeddings())) + 2 * layers * tokens * hidden)
     llm_mult = 1 + 1 + (1 if "llm" in trained else 0) + (1 if ckpt else 0)
-    vis_fwd = sum((bb.num_patches + bb.num_prefix_tokens) * (2 * _count(bb) + 4 * bb.shape.depth
-                  * (bb.num_patches + bb.num_prefix_tokens) * bb.embed_dim) for bb in model.encoder)
+    vis_fwd = sum((bb.num_patches + bb.num_prefix_tokens) * (2 * _count(bb) + 4 * bb.kept_blocks
+                  * (bb.num_patches + bb.num_prefix_tokens) * bb.shape.width) for bb in model.encoder)
     vis_mult = 3 if "encoder" in trained else 1
-    proj = model.num_patches * 2 * _count(model.projector) * 3
+    # the connector reads every patch (a compressing one outputs fewer tokens: `tokens` above)
+    proj = model.encoder[0].num_patches * 2 * _count(model.projector) * 3
     flops = hp.batch_size * (llm_fwd * llm_mult + vis_fwd * vis_mult + proj)
     return {"trainable": trainable, "total": total, "micro": micro, "ckpt": ckpt, "tokens": tokens,
             "flops": flops, **mem}
@@ -145,8 +146,8 @@ def report(cfg: Any) -> str:
              "", "parameters"]
     for b, bb in zip(cfg.encoder.backbones, model.encoder):
         lines.append(f"  encoder    {b.kind:<8} {b.id:<45} {_m(_count(bb))}  ({bb.num_patches} patches of "
-                     f"{bb.embed_dim}, {bb.shape.depth - 1} of {bb.shape.depth} blocks used)")
-    lines.append(f"  projector  {cfg.encoder.projector:<54} {_m(_count(parts['projector']))}")
+                     f"{bb.embed_dim}, {bb.kept_blocks} of {bb.shape.depth} blocks used)")
+    lines.append(f"  projector  {model.projector.kind + ' -> ' + str(model.num_visual_tokens) + ' visual tokens':<54} {_m(_count(parts['projector']))}")
     vocab = model.llm.get_input_embeddings().num_embeddings
     lines.append(f"  llm        {cfg.llm.model_type:<8} {cfg.llm.id:<45} {_m(_count(parts['llm']))}  (vocabulary {vocab}, "
                  f"embeddings {_m(_count(model.llm.get_input_embeddings())).strip()})")
@@ -177,7 +178,7 @@ def report(cfg: Any) -> str:
                   f"    sharded over {GPUS} GPUs  {_gb(states / GPUS + est['activations'])}  per GPU (FSDP full-shard of "
                   "the fp32 states + one micro-batch of activations)",
                   f"  step time: {est['flops'] / 1e15:.1f} PFLOP per step ({est['tokens']} tokens/sample assumed: "
-                  f"{model.num_patches} patches + {ASSUMED_TEXT_TOKENS[stage.name]} text)",
+                  f"{model.num_visual_tokens} visual tokens + {ASSUMED_TEXT_TOKENS[stage.name]} text)",
                   f"    1 x A100: {step_s:8.1f} s/step   {GPUS} x A100: {step_s / GPUS:6.1f} s/step -> "
                   f"{steps * step_s / GPUS / 3600:.1f} h for the stage",
                   ]

@@ -47,7 +47,11 @@ def check_exportable(model: VisionLanguageModel) -> None:
     if len(model.encoder) != 1 or model.encoder[0].kind not in ("clip", "siglip"):
         problems.append(f"encoder {[bb.kind for bb in model.encoder]}: LLaVA takes one CLIP or SigLIP tower")
     if model.projector.kind != "gelu-mlp":
-        problems.append(f"projector {model.projector.kind!r}: LLaVA's projector is gelu-mlp")
+        problems.append(f"projector {model.projector.kind!r}: transformers' Llava has no equivalent of this connector "
+                        "(its multi_modal_projector is gelu-mlp: projector=mlp with a single-backbone encoder)")
+    if any(len(bb.layers) != 1 for bb in model.encoder):
+        problems.append("features from several blocks: the export writes one feature layer (features=penultimate "
+                        "or features=last)")
     if model.llm.config.model_type not in EXPORTABLE_LLMS:
         problems.append(f"LLM {model.llm.config.model_type!r}: exportable LLMs are {', '.join(EXPORTABLE_LLMS)}")
     if problems:

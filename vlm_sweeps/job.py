@@ -201,6 +201,8 @@ def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | track
         train(cfg, s, lambda metrics, step: None, timings, checkpointer, None)
         s.dist.barrier()
         return {}, timings
+    # what the LLM sees of each image (the projector axis' token budget), logged before training
+    tracker.set_tag(naming.TAG_VISUAL_TOKENS, str(s.model.num_visual_tokens))
     step = train(cfg, s, tracker.log_curve, timings, checkpointer, tracker.run_id,
                  on_plan=lambda total: tracker.set_tag(naming.TAG_TOTAL_STEPS, str(total)),
                  shared=SharedAlign.of(cfg), on_align=tracker.tag_align)
@@ -216,7 +218,7 @@ def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | track
         tracker.set_tag(f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
                         f"hits={stats.hits} misses={stats.misses} written={stats.written} evicted={stats.evicted}")
     timings["job_s"] = time.perf_counter() - t0
-    tracker.log_metrics(metrics, step)
+    tracker.log_metrics({**metrics, naming.VISUAL_TOKENS: float(s.model.num_visual_tokens)}, step)
     tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)
     for name, rows in predictions.items():
         tracker.log_records(rows, f"predictions/{name}.jsonl")

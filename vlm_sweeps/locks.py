@@ -1,4 +1,4 @@
-"""Exclusive file locks across processes (fcntl): released when the holder exits or dies, so a
+"""Exclusive file locks across processes (filelock, flock underneath): released when the holder exits or dies, so a
 crashed owner never blocks anyone. The holder writes who it is (host, pid, since) into the lock
 file, so a waiting process can say whom it waits for.
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -51,41 +50,40 @@ def describe(path: Path) -> str:
 
 @contextlib.contextmanager
 def exclusive(path: Path | str, what: str, wait: bool = True) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if absent) while the block runs. Held by another
-    process: wait for it (saying for whom), or with `wait=False` raise Busy at once."""
+    """Hold an exclusive lock on `path` (created if absent) while the block runs, through `filelock`
+    (flock on Unix). Held by another process: wait for it (saying for whom), or with `wait=False`
+    raise Busy at once."""
+    from filelock import FileLock, Timeout
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        locked = True
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = describe(path)
-            if not wait:
-                raise Busy(what, holder) from None
-            log.info("%s is held by %s; waiting for it", what, holder)
-            waited = time.perf_counter()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            log.info("%s: taken after %.1f s", what, time.perf_counter() - waited)
-        except OSError as err:
-            if err.errno not in NO_LOCKS:
-                raise
-            locked = False
-            log.warning("%s: %s has no file locks (%s); going on without", what, path.parent, err)
-        if locked:  # only the holder writes: say who holds it
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps(me()))
-            handle.flush()
-        try:
-            yield
-        finally:
-            if locked:
-                with contextlib.suppress(OSError):
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.flush()
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(str(path))
+    locked = True
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = describe(path)
+        if not wait:
+            raise Busy(what, holder) from None
+        log.info("%s is held by %s; waiting for it", what, holder)
+        waited = time.perf_counter()
+        lock.acquire(poll_interval=0.2)
+        log.info("%s: taken after %.1f s", what, time.perf_counter() - waited)
+    except (OSError, NotImplementedError) as err:
+        if isinstance(err, OSError) and err.errno not in NO_LOCKS:
+            raise
+        locked = False
+        log.warning("%s: %s has no file locks (%s); going on without", what, path.parent, err)
+    if locked:  # only the holder writes (filelock truncates the file for its winner): say who holds it
+        with contextlib.suppress(OSError):
+            path.write_text(json.dumps(me()))
+    try:
+        yield
+    finally:
+        if locked:
+            with contextlib.suppress(OSError):
+                path.write_text("")
+            lock.release()
 
 
 def pid_alive(pid: int) -> bool:

@@ -28,6 +28,7 @@ class Axis:
 # identity needs no row: it hashes everything but a denylist of run-time keys (identity.py).
 AXIS_TABLE: tuple[Axis, ...] = (
     Axis("encoder"), Axis("resize"), Axis("optimization"), Axis("llm"), Axis("epochs", group=False), Axis("data"),
+    Axis("projector"), Axis("features"),
     # context: scale of the run and its seed
     Axis("scale", design=False), Axis("seed", group=False, design=False, integer=True),
 )
@@ -66,6 +67,10 @@ TAG_FEATURE_CACHE = TAG_PREFIX + "feature_cache"  # .<stage>: "hits=.. misses=..
 # "trained" (the align stage ran in this job) or "reused" (loaded from the shared align checkpoint).
 TAG_ALIGN_SIGNATURE = TAG_PREFIX + "align_signature"
 TAG_ALIGN_SOURCE = TAG_PREFIX + "align_source"
+# Image positions in the LLM's sequence (the connector's output tokens): a tag set before training and
+# a metric beside the benchmarks' (the projector axis' token budget).
+TAG_VISUAL_TOKENS = TAG_PREFIX + "visual_tokens"
+VISUAL_TOKENS = "visual_tokens"
 # Liveness of a job's run (issue: dead runs must not look alive). While a job holds its run it
 # rewrites TAG_HEARTBEAT (unix seconds, as a string) every TAG_HEARTBEAT_EVERY seconds; a RUNNING
 # run whose heartbeat is older than DEAD_AFTER heartbeats is dead (SIGKILL, power loss, OOM).
@@ -110,6 +115,7 @@ HEADLINE_METRIC: dict[str, str] = {
     "tallyqa": "accuracy",
     "pope": "accuracy",
     "ai2d": "accuracy",
+    "textvqa_ocr": "accuracy",  # TextVQA asked with OCR tokens in the prompt (vlm-evaluation's TextVQA-OCR)
 }
 
 

@@ -38,9 +38,10 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
     for b in cfg.encoder.backbones:
         need(b.kind in KINDS, f"encoder={cfg.encoder.name}: unknown backbone kind {b.kind!r}; known: "
              f"{', '.join(KINDS)}")
-    need(cfg.encoder.projector in Projector.KINDS, f"encoder.projector={cfg.encoder.projector!r}; known: "
+    need(cfg.projector.kind in Projector.KINDS, f"projector={cfg.projector.name}: kind {cfg.projector.kind!r}; known: "
          f"{', '.join(Projector.KINDS)}")
-    found += _projector_problems(cfg.encoder)
+    found += _projector_problems(cfg.encoder, cfg.projector)
+    found += _features_problems(cfg.features)
     need(cfg.resize.name in STRATEGIES, f"resize={cfg.resize.name!r}; known: {', '.join(STRATEGIES)}")
     found += spec_problems(llm_spec(cfg.llm))
     need(cfg.llm.prompt in FORMATS, f"llm={cfg.llm.name}: unknown prompt format {cfg.llm.prompt!r}; known: "
@@ -114,16 +115,37 @@ def _hparam_problems(key: str, h: Any) -> list[str]:
     return found
 
 
-def _projector_problems(encoder: Any) -> list[str]:
-    """A fused projector expects the channels of several backbones; the plain ones exactly one."""
-    n, kind = len(encoder.backbones), encoder.projector
+def _projector_problems(encoder: Any, projector: Any) -> list[str]:
+    """The explicit Prismatic MLPs fit one kind of encoder each (`mlp` picks the right one); the
+    compressing connectors need a sensible budget."""
+    n, kind, where = len(encoder.backbones), projector.kind, f"projector={projector.name}"
+    found = []
     if kind == "fused-gelu-mlp" and n < 2:
-        return [f"encoder={encoder.name}: projector fused-gelu-mlp needs >= 2 backbones (a fused encoder), but the "
-                f"encoder has {n}; use encoder.projector=gelu-mlp (or linear), or a fused encoder (dinosiglip, "
-                "dinoclip)"]
-    if kind in ("linear", "gelu-mlp") and n != 1:
-        return [f"encoder={encoder.name}: projector {kind} takes one backbone, but the encoder fuses {n}; use "
-                "encoder.projector=fused-gelu-mlp, or a single-backbone encoder (clip, siglip, dinov2, in1k)"]
+        found.append(f"{where}: fused-gelu-mlp needs >= 2 backbones (a fused encoder), but encoder={encoder.name} has "
+                     f"{n}; use projector=mlp (the MLP that fits the encoder), or a fused encoder (dinosiglip, dinoclip)")
+    if kind == "gelu-mlp" and n != 1:
+        found.append(f"{where}: gelu-mlp takes one backbone, but encoder={encoder.name} fuses {n}; use projector=mlp "
+                     "(the fused MLP for a fused encoder), or a single-backbone encoder (clip, siglip, dinov2, in1k)")
+    tokens = projector.tokens
+    if tokens is not None and not _whole(tokens, 1):
+        found.append(f"{where}: projector.tokens={tokens}: must be an integer >= 1 (visual tokens), or null")
+    elif tokens is not None and kind in ("pool", "cabstractor") and math.isqrt(int(tokens)) ** 2 != int(tokens):
+        side = math.isqrt(int(tokens))
+        found.append(f"{where}: projector.tokens={tokens}: {kind} keeps a square grid of tokens; use a square number "
+                     f"(e.g. {side * side} or {(side + 1) ** 2})")
+    if not _whole(projector.factor, 1):
+        found.append(f"{where}: projector.factor={projector.factor}: must be an integer >= 1")
+    if not _whole(projector.depth, 1):
+        found.append(f"{where}: projector.depth={projector.depth}: must be an integer >= 1")
+    return found
+
+
+def _features_problems(features: Any) -> list[str]:
+    from vlm_sweeps.models.vision import LAYER_CHOICES
+
+    bad = [str(x) for x in features.layers if str(x).strip() != "middle" and not str(x).strip().lstrip("-").isdigit()]
+    if not list(features.layers) or bad:
+        return [f"features={features.name}: layers {list(features.layers)}: each must be {LAYER_CHOICES}"]
     return []
 
 

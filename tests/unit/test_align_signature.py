@@ -32,7 +32,8 @@ def test_what_the_align_does_not_depend_on_is_shared(base, overrides):
 
 
 @pytest.mark.parametrize("override", [
-    "encoder=siglip", "encoder=clip_224", "encoder.projector=linear", "resize=naive", "llm=vicuna_v15",
+    "encoder=siglip", "encoder=clip_224", "projector=linear", "projector=resampler", "projector=pool",
+    "features=last", "features=multi", "resize=naive", "llm=vicuna_v15",
     "llm=llama2_chat",  # same architecture, another prompt format
     "seed=8", "scale.align.lr=1e-3", "scale.align.batch_size=16", "scale.align_epochs=2",
     "scale.max_seq_len=128", "scale.vocab_size=256", "scale.llm_shrink.depth=8",

@@ -44,8 +44,13 @@ from vlm_sweeps.validate import problems
     (["run.log_every=0"], "run.log_every=0: must be >= 1", "run.log_every=10"),
     (["run.checkpoint_every=-1"], "run.checkpoint_every=-1: must be >= 0", "0: only at stage ends"),
     (["run.threads=0"], "run.threads=0: must be >= 1", "or null"),
-    (["encoder.projector=fused-gelu-mlp"], "encoder=clip: projector fused-gelu-mlp needs >= 2 backbones",
-     "use encoder.projector=gelu-mlp"),
+    (["projector.kind=fused-gelu-mlp"], "projector=mlp: fused-gelu-mlp needs >= 2 backbones",
+     "use projector=mlp"),
+    (["projector=pool", "projector.tokens=10"], "projector=pool: projector.tokens=10: pool keeps a square grid",
+     "e.g. 9 or 16"),
+    (["projector=resampler", "projector.tokens=0"], "projector.tokens=0: must be an integer >= 1", "or null"),
+    (["features.layers=[top]"], "features=penultimate: layers ['top']: each must be an integer block index",
+     "`middle`"),
 ])
 def test_bad_values_are_refused_before_the_run(overrides, says, fix):
     found = problems(compose(overrides))
@@ -68,9 +73,11 @@ def test_world_sizes_of_data_that_is_not_synthetic_are_not_checked():
     assert not any("data.synthetic" in p for p in found), found
 
 
-def test_a_single_projector_on_a_fused_encoder_is_refused():
-    found = problems(compose(["encoder=dinosiglip", "encoder.projector=linear"]))
-    assert any("projector linear takes one backbone" in p and "fused-gelu-mlp" in p for p in found), found
+def test_a_single_backbone_mlp_on_a_fused_encoder_is_refused():
+    found = problems(compose(["encoder=dinosiglip", "projector.kind=gelu-mlp"]))
+    assert any("gelu-mlp takes one backbone" in p and "projector=mlp" in p for p in found), found
+    # `mlp` is the MLP that fits the encoder, and any connector takes fused channels
+    assert problems(compose(["encoder=dinosiglip"])) == problems(compose(["encoder=dinosiglip", "projector=linear"])) == []
 
 
 def test_the_defaults_have_no_problem():

@@ -26,13 +26,15 @@ def build_vlm(spec: Any, tokenizer, dtype=None) -> VisionLanguageModel:
     (models/weights.py), the projector randomly initialised."""
     spec = _model_spec(spec)
     backbones = [build_backbone(b.kind, b.id, spec.encoder.image_size, spec.vision_shrink, spec.pretrained,
-                                models_dir=spec.models_dir)
+                                models_dir=spec.models_dir, layers=spec.encoder.layers)
                  for b in spec.encoder.backbones]
     llm = build_llm(spec.llm, tokenizer, spec.llm_shrink, spec.max_seq_len, spec.pretrained, dtype=dtype,
                     models_dir=spec.models_dir)
     if spec.grad_checkpointing:
         enable_grad_checkpointing(llm)
-    projector = Projector(spec.encoder.projector, fused_dim(backbones), llm.config.hidden_size)
+    p = spec.projector
+    projector = Projector(p.kind, fused_dim(backbones), llm.config.hidden_size, grid=backbones[0].shape.grid,
+                          tokens=p.tokens, factor=p.factor, depth=p.depth, fused=len(backbones) > 1)
     # frozen features in half precision (the feature cache's, features.py): bf16 for bf16 runs
     feature_dtype = torch.bfloat16 if spec.precision == "bf16" else torch.float16
     return VisionLanguageModel(backbones, projector, llm, pad_token_id=tokenizer.pad_token_id,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -120,7 +120,8 @@ class VisionBackbone(nn.Module):
     """
 
     def __init__(self, kind: str, model: nn.Module, shape: BackboneShape, num_prefix_tokens: int,
-                 preprocessing: Preprocessing | None = None, library: str | None = None):
+                 preprocessing: Preprocessing | None = None, library: str | None = None,
+                 layers: tuple[int, ...] | None = None):
         super().__init__()
         self.kind = kind
         family = FAMILIES.get(kind)
@@ -129,25 +130,32 @@ class VisionBackbone(nn.Module):
         self.model = model
         self.shape = shape
         self.num_prefix_tokens = num_prefix_tokens
+        # blocks (0-based) whose outputs are the features, concatenated on channels (the `features` axis)
+        self.layers = tuple(layers) if layers is not None else (shape.depth - 2,)
 
     @property
     def embed_dim(self) -> int:
-        return self.shape.width
+        return self.shape.width * len(self.layers)
 
     @property
     def num_patches(self) -> int:
         return self.shape.grid ** 2
 
+    @property
+    def kept_blocks(self) -> int:
+        """Blocks computed: up to the deepest feature layer."""
+        return max(self.layers) + 1
+
     def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.library == "timm":
             # forward_intermediates strips prefix (CLS + register) tokens for NLC output.
-            (features,) = self.model.forward_intermediates(
-                pixel_values, indices=[len(self.model.blocks) - 1], intermediates_only=True,
-                output_fmt="NLC", norm=False)
-            return features
-        out = self.model(pixel_values=pixel_values, output_hidden_states=True)
-        # hidden_states[-1] of the truncated tower = block L-1 output, before any post-norm.
-        return out.hidden_states[-1][:, self.num_prefix_tokens:]
+            found = self.model.forward_intermediates(pixel_values, indices=list(self.layers), intermediates_only=True,
+                                                     output_fmt="NLC", norm=False)
+        else:
+            hidden = self.model(pixel_values=pixel_values, output_hidden_states=True).hidden_states
+            # hidden_states[i + 1] = block i's output, before any post-norm
+            found = [hidden[i + 1][:, self.num_prefix_tokens:] for i in self.layers]
+        return found[0] if len(found) == 1 else torch.cat(found, dim=-1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         features = self.features(pixel_values)
@@ -155,19 +163,42 @@ class VisionBackbone(nn.Module):
         return features  # [B, N, D]
 
 
-def _truncate_hf(model: nn.Module) -> nn.Module:
-    """Drop the last block: features come from the second-to-last one."""
+LAYER_CHOICES = "an integer block index (negative from the end: -1 the last block, -2 the penultimate) or `middle`"
+
+
+def resolve_layers(layers: Sequence[Any], depth: int) -> tuple[int, ...]:
+    """The `features` option's layers as 0-based block indices of a tower of `depth` blocks:
+    -1 the last block, -2 the penultimate (the paper's), `middle` block depth // 2 - 1."""
+    found = []
+    for layer in layers:
+        text = str(layer).strip()
+        if text == "middle":
+            index = depth // 2 - 1
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"features layer {layer!r}: use {LAYER_CHOICES}") from None
+            index = depth + value if value < 0 else value
+        if not 0 <= index < depth:
+            raise ValueError(f"features layer {layer!r}: the tower has {depth} blocks")
+        found.append(index)
+    return tuple(sorted(set(found)))
+
+
+def _truncate_hf(model: nn.Module, keep: int) -> nn.Module:
+    """Keep blocks 0..keep-1: the blocks after the deepest feature layer are never computed."""
     tower = getattr(model, "vision_model", model)  # transformers 4 nests the tower, 5 does not
-    tower.encoder.layers = tower.encoder.layers[:-1]
+    tower.encoder.layers = tower.encoder.layers[:keep]
     if getattr(tower, "head", None) is not None:
         tower.head = None  # SigLIP's MAP pooling head is unused
         tower.use_head = False
     return model
 
 
-def _truncate_timm(model: nn.Module) -> nn.Module:
-    """Keep blocks 0..L-2 only; drop the final norm and head (patch features are un-normed)."""
-    model.prune_intermediate_layers(indices=[len(model.blocks) - 2], prune_norm=True, prune_head=True)
+def _truncate_timm(model: nn.Module, keep: int) -> nn.Module:
+    """Keep blocks 0..keep-1; drop the final norm and head (patch features are un-normed)."""
+    model.prune_intermediate_layers(indices=[keep - 1], prune_norm=True, prune_head=True)
     return model
 
 
@@ -182,7 +213,7 @@ def _hf_tower(kind: str, shape: BackboneShape) -> nn.Module:
                         num_hidden_layers=shape.depth, num_attention_heads=shape.heads,
                         image_size=shape.image_size, patch_size=shape.patch, **extra)
     config._attn_implementation = "sdpa"
-    return _truncate_hf(model_cls(config))
+    return model_cls(config)
 
 
 def _timm_tower(family: BackboneFamily, shape: BackboneShape) -> nn.Module:
@@ -191,7 +222,7 @@ def _timm_tower(family: BackboneFamily, shape: BackboneShape) -> nn.Module:
     model = timm.create_model(family.timm_arch, pretrained=False, img_size=shape.image_size,
                               patch_size=shape.patch, embed_dim=shape.width, depth=shape.depth,
                               num_heads=shape.heads, mlp_ratio=shape.mlp / shape.width, num_classes=0)
-    return _truncate_timm(model)
+    return model
 
 
 def _hf_pretrained(kind: str, folder: Path, image_size: int) -> tuple[nn.Module, BackboneShape]:
@@ -214,7 +245,7 @@ def _hf_pretrained(kind: str, folder: Path, image_size: int) -> tuple[nn.Module,
                          "choose the encoder option of that resolution (e.g. clip_224 / siglip_224)")
     shape = BackboneShape(width=c.hidden_size, depth=c.num_hidden_layers, heads=c.num_attention_heads,
                           mlp=c.intermediate_size, patch=c.patch_size, image_size=c.image_size)
-    return _truncate_hf(model), shape
+    return model, shape
 
 
 def _timm_pretrained(folder: Path, image_size: int) -> tuple[nn.Module, BackboneShape]:
@@ -227,7 +258,7 @@ def _timm_pretrained(folder: Path, image_size: int) -> tuple[nn.Module, Backbone
     block = model.blocks[0]
     shape = BackboneShape(width=model.embed_dim, depth=len(model.blocks), heads=block.attn.num_heads,
                           mlp=block.mlp.fc1.out_features, patch=model.patch_embed.patch_size[0], image_size=image_size)
-    return _truncate_timm(model), shape
+    return model, shape
 
 
 def checkpoint_preprocessing(folder: Path, library: str) -> dict | None:
@@ -259,7 +290,7 @@ def check_preprocessing(kind: str, folder: Path) -> None:
 
 
 def _build_family(kind: str, model_id: str, image_size: int, shrink, pretrained: bool,
-                  models_dir: Path | None) -> VisionBackbone:
+                  models_dir: Path | None, layers: Sequence[Any] = ("-2",)) -> VisionBackbone:
     """The builder of the transformers (clip, siglip) and timm (dinov2, in1k) kinds."""
     family = FAMILIES[kind]
     if pretrained:
@@ -274,8 +305,10 @@ def _build_family(kind: str, model_id: str, image_size: int, shrink, pretrained:
     else:
         shape = backbone_shape(family, image_size, shrink)
         model = _hf_tower(kind, shape) if family.library == "transformers" else _timm_tower(family, shape)
+    picked = resolve_layers(layers, shape.depth)
+    model = (_truncate_hf if family.library == "transformers" else _truncate_timm)(model, max(picked) + 1)
     prefix = (1 if kind == "clip" else 0) if family.library == "transformers" else model.num_prefix_tokens
-    return VisionBackbone(kind, model, shape, prefix)
+    return VisionBackbone(kind, model, shape, prefix, layers=picked)
 
 
 def _family_weights(kind: str, model_id: str, role: str):
@@ -293,9 +326,14 @@ class BackboneKind:
     weights: Callable[..., Any]
 
 
-def _open_clip_build(*args, **kwargs) -> VisionBackbone:
+def _open_clip_build(*args, **kwargs) -> VisionBackbone:  # (kind, id, image_size, shrink, pretrained, models_dir, layers=)
+    import inspect
+
     from vlm_sweeps.models.open_clip_backbone import build_open_clip
 
+    if "layers" not in inspect.signature(build_open_clip).parameters:  # TEMP until open_clip takes layers
+        if tuple(kwargs.pop("layers", ("-2",))) != ("-2",):
+            raise ValueError("open_clip backbones: only features=penultimate for now")
     return build_open_clip(*args, **kwargs)
 
 
@@ -317,13 +355,14 @@ def weight_spec(kind: str, model_id: str, role: str):
 
 
 def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained: bool, *,
-                   models_dir: Path | None = None) -> VisionBackbone:
+                   models_dir: Path | None = None, layers: Sequence[Any] = ("-2",)) -> VisionBackbone:
     """Build one backbone of `kind` (see KINDS) at `image_size`: random weights of the kind's shape
     shrunk by `shrink`, or (`pretrained`) the checkpoint of `model_id` found locally
-    (models/weights.py), with its shape read from the checkpoint."""
+    (models/weights.py), with its shape read from the checkpoint. `layers`: the blocks whose outputs
+    are its features (`features` axis: -2 the penultimate, the paper's; -1 the last; `middle`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown vision backbone kind {kind!r}; known: {', '.join(KINDS)}")
-    return KINDS[kind].build(kind, model_id, image_size, shrink, pretrained, models_dir)
+    return KINDS[kind].build(kind, model_id, image_size, shrink, pretrained, models_dir, layers=tuple(layers))
 
 
 def check_same_grid(backbones: list[VisionBackbone]) -> None:

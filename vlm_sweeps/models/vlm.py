@@ -34,8 +34,16 @@ class VisionLanguageModel(nn.Module):
         self.feature_dtype = feature_dtype
 
     @property
+    def num_visual_tokens(self) -> int:
+        """Image positions in the LLM's sequence: the connector's output tokens (the patches, for
+        the Prismatic MLPs; fewer for the compressing connectors)."""
+        n = getattr(self.projector, "num_tokens", None)
+        return n if n is not None else self.encoder[0].num_patches
+
+    @property
     def num_patches(self) -> int:
-        return self.encoder[0].num_patches
+        """Image positions in the LLM's sequence (the name predates compressing connectors)."""
+        return self.num_visual_tokens
 
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "projector": self.projector, "llm": self.llm}

@@ -83,7 +83,7 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
     """
     dist = dist or Distributed()
     set_trainable(model, list(stage.train))
-    optimizer = make_optimizer(model, hparams.lr, hparams.weight_decay)
+    optimizer = make_optimizer(model, hparams.lr, hparams.weight_decay, dict(getattr(stage, "lr_scale", None) or {}))
     modalities = dataset.modalities()
     total = steps_for(modalities, hparams.batch_size, epochs)
     scheduler = make_scheduler(optimizer, total, hparams.warmup_ratio)

@@ -6,7 +6,7 @@ and go straight to their finetune stage. What is saved makes the finetune contin
 job that aligned itself: the trained projector, the RNG state at the align's end, its step count
 (the finetune's step offset) and its training curve (replayed into each reusing job's run).
 
-"Train it or load it" runs under an exclusive lock on `align.lock` (fcntl), so two jobs that want
+"Train it or load it" runs under an exclusive lock on `align.lock` (filelock), so two jobs that want
 the same align at once do not both train it, and none reads a half-written one (it is also written
 atomically). While it trains, the align checkpoints into its own folder, so whichever job (or
 SLURM align job) takes the lock next resumes it rather than starting over.

@@ -23,17 +23,34 @@ def set_trainable(model: nn.Module, train: list[str]) -> None:
         checkpoint_while_frozen(model.parts()["llm"])
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable params in two groups: weight decay on matrices, none on biases and norms (1-D)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None,
+                 lr_scale: dict[str, float] | None = None) -> list[dict]:
+    """Trainable params in groups: weight decay on matrices, none on biases and norms (1-D); with
+    `lr_scale` ({part: scale}), each scaled part in groups of its own at lr x scale."""
+    scales = dict(lr_scale or {})
+    unknown = set(scales) - set(PARTS)
+    if unknown:
+        raise ValueError(f"lr_scale names unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+    groups = []
+    by_scale: dict[float, list[nn.Module]] = {}
+    for name, part in model.parts().items():
+        by_scale.setdefault(scales.get(name, 1.0), []).append(part)
+    for scale, parts in sorted(by_scale.items(), key=lambda kv: kv[0] != 1.0):
+        decay, no_decay = [], []
+        for part in parts:
+            for p in part.parameters():
+                if p.requires_grad:
+                    (decay if p.ndim >= 2 else no_decay).append(p)
+        extra = {} if lr is None or scale == 1.0 else {"lr": lr * scale, "lr_scale": scale}
+        if decay or no_decay:
+            groups += [{"params": decay, "weight_decay": weight_decay, **extra},
+                       {"params": no_decay, "weight_decay": 0.0, **extra}]
+    return groups
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float,
+                   lr_scale: dict[str, float] | None = None) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(param_groups(model, weight_decay, lr, lr_scale), lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
