@@ -148,7 +148,9 @@ class ScaleConf:
 class BenchmarksConf:
     name: str = MISSING
     suite: List[str] = MISSING
-    max_examples: Optional[int] = None  # slim subset per benchmark (None: all)
+    # slim subset (None: all): vlm-evaluation's slim-N sets, N examples per benchmark, or per split where
+    # its slim sets are (POPE, TallyQA, AI2D, OCID-Ref); VSR always whole
+    max_examples: Optional[int] = None
     batch_size: int = 32
 
 

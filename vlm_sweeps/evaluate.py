@@ -15,6 +15,13 @@ The blind control (`eval.blind=true`) logs `blind/<benchmark>/<metric>` and `pre
 so it never overwrites the real figures. Predictions are cached (eval/cache.py): re-scoring costs
 no generation. Benchmarks skipped for missing files (`eval.continue_on_missing=true`) are listed in
 the tag `vlm_sweeps.skipped_benchmarks`.
+
+    python -m vlm_sweeps.evaluate eval.run_id=<run> eval.harness=lmms_eval "eval.tasks=[mme,pope]" [options]
+
+evaluates with lmms-eval's tasks instead (the `lmms` extra; eval/lmms.py), with task YAMLs of one's
+own under `eval.include_path=DIR`, logged as `lmms/<task>/<metric>` and
+`predictions/lmms/<task>.jsonl`; `benchmarks.max_examples` is lmms-eval's `--limit`. The same model
+loading (`load_model`) serves `python -m lmms_eval --model vlm_sweeps`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ log = logging.getLogger("vlm_sweeps")
 BLIND_PREFIX = naming.BLIND_PREFIX
 # What this invocation decides; everything else comes from the run's own config.
 FROM_INVOCATION = ("benchmarks", "eval", "paths", "run", "tracking")
+HARNESSES = ("suite", "lmms_eval")
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 class EvaluateError(RuntimeError):
@@ -159,6 +168,44 @@ def load_weights(model: torch.nn.Module, target: Target) -> None:
     model.eval()
 
 
+def compose_invocation(overrides: list[str]) -> DictConfig:
+    """The config `python -m vlm_sweeps.evaluate <overrides>` runs with (for callers outside Hydra's
+    main, such as the lmms-eval adapter)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app already: compose from its config dir
+        return compose("config", overrides=list(overrides))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+@dataclass
+class Loaded:
+    """A finished run's model, rebuilt with its trained weights and ready to answer."""
+
+    target: Target
+    setup: Any  # job.Setup: tokenizer, transforms, device, synthetic world, data root
+    answerer: Any  # eval.harness.Answerer
+
+
+def load_model(invocation: DictConfig, feature_cache: bool = True) -> Loaded:
+    """Resolve the target of `invocation`, rebuild its model, load its weights, wrap it to answer.
+    `feature_cache=False`: no frozen-feature cache (the same answers; nothing stored on disk)."""
+    from vlm_sweeps import job
+    from vlm_sweeps.eval.evaluation import answerer_for
+
+    target = resolve_target(invocation)
+    cfg = target.cfg
+    s = job.setup(cfg)
+    load_weights(s.model, target)
+    target.weights = {}  # in the model now; a second copy of a 7B LLM's weights is not needed
+    if not feature_cache:
+        cfg.run.feature_cache = False
+    answerer = answerer_for(cfg, s, blind=bool(cfg.eval.blind))  # the job's own evaluation harness
+    return Loaded(target, s, answerer)
+
+
 @dataclass
 class Outcome:
     run_id: str
@@ -169,42 +216,60 @@ class Outcome:
 
 
 def evaluate_run(invocation: DictConfig) -> Outcome:
-    """Evaluate the target of `invocation` and log into its run."""
-    from vlm_sweeps import job
-    from vlm_sweeps.eval import registry
-    from vlm_sweeps.eval.cache import job_cache
-    from vlm_sweeps.eval.harness import Answerer
-    from vlm_sweeps.eval.suite import run_suite
+    """Evaluate the target of `invocation` with the harness it names and log into its run."""
+    harness = invocation.eval.harness
+    if harness not in HARNESSES:
+        raise EvaluateError(f"unknown eval.harness={harness!r}; known: {', '.join(HARNESSES)}")
+    return _evaluate_lmms(invocation) if harness == "lmms_eval" else _evaluate_suite(invocation)
+
+
+def _evaluate_suite(invocation: DictConfig) -> Outcome:
+    from vlm_sweeps.eval import evaluation, registry
 
     for name in invocation.benchmarks.suite:  # fail before anything heavy loads
         try:
             registry.get(name)
         except KeyError as err:
             raise EvaluateError(str(err.args[0])) from None
-    target = resolve_target(invocation)
+    loaded = load_model(invocation)
+    target, s, answerer = loaded.target, loaded.setup, loaded.answerer
     cfg = target.cfg
-    s = job.setup(cfg)
-    load_weights(s.model, target)
-    target.weights = {}  # in the model now; a second copy of a 7B LLM's weights is not needed
-    cache, key = job_cache(cfg, s.model, target.signature)  # the key the job itself evaluated with
-    blind = bool(cfg.eval.blind)
-    never_trained = all("encoder" not in stage.train for stage in cfg.optimization.stages)
-    answerer = Answerer(s.model, s.tokenizer, s.fmt, s.transforms, s.device, blind=blind, autocast_dtype=s.autocast,
-                        features=job.frozen_features(cfg, s) if never_trained else None)
-    try:
-        result = run_suite(answerer, list(cfg.benchmarks.suite), world_dir=s.world, data_root=s.data_root,
-                           max_examples=cfg.benchmarks.max_examples, batch_size=cfg.benchmarks.batch_size,
-                           seed=cfg.seed, progress=cfg.run.progress, cache=cache,
-                           model_key=key, continue_on_missing=cfg.eval.continue_on_missing)
+    try:  # the job's own evaluation, with the cache key the job itself evaluated with
+        result = evaluation.run(cfg, s, answerer, target.signature)
     except FileNotFoundError as err:  # MissingBenchmarkFile names the benchmark and the file
         hint = "" if cfg.eval.continue_on_missing else " (eval.continue_on_missing=true evaluates the other benchmarks)"
         raise EvaluateError(f"{err}{hint}") from err
-    prefix = BLIND_PREFIX if blind else ""
+    prefix = BLIND_PREFIX if answerer.blind else ""
     metrics = {prefix + k: v for k, v in result.metrics.items()}
     _log(target, metrics, {prefix + k: v for k, v in result.predictions.items()},
          {prefix + k for k in result.skipped})
     return Outcome(target.run_id, metrics, result.skipped, sum(result.generated.values()),
                    sum(len(rows) for rows in result.predictions.values()))
+
+
+def _evaluate_lmms(invocation: DictConfig) -> Outcome:
+    """lmms-eval's tasks `eval.tasks` (plus those under `eval.include_path`) on the run's model."""
+    try:
+        from vlm_sweeps.eval import lmms
+    except ImportError as err:
+        raise EvaluateError(f"eval.harness=lmms_eval needs lmms-eval: pip install -e '.[lmms]' ({err})") from None
+    tasks = list(invocation.eval.tasks)
+    if not tasks:
+        raise EvaluateError("eval.harness=lmms_eval needs tasks: \"eval.tasks=[mme,pope]\" "
+                            "(python -m lmms_eval tasks list names them)")
+    try:  # fail before anything heavy loads
+        manager = lmms.task_manager(tasks, invocation.eval.include_path)
+    except ValueError as err:
+        raise EvaluateError(str(err)) from None
+    loaded = load_model(invocation, feature_cache=False)  # lmms-eval's images: no cache to fill on disk
+    cfg = loaded.target.cfg
+    result = lmms.evaluate(loaded.answerer, tasks, manager, batch_size=cfg.benchmarks.batch_size,
+                           limit=cfg.benchmarks.max_examples)
+    prefix = BLIND_PREFIX if loaded.answerer.blind else ""
+    metrics = {prefix + k: v for k, v in result.metrics.items()}
+    _log(loaded.target, metrics, {prefix + k: v for k, v in result.predictions.items()}, set())
+    answered = sum(len(rows) for rows in result.predictions.values())
+    return Outcome(loaded.target.run_id, metrics, {}, answered, answered)
 
 
 def _log(target: Target, metrics: dict[str, float], predictions: dict[str, list[dict]], skipped: set[str]) -> None:

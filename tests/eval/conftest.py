@@ -1,12 +1,14 @@
-"""Tiny copies of the paper's benchmark files, each in its real format and layout.
+"""Tiny copies of the paper's benchmark files, each in its released format and layout.
 
 `paper_root` writes all twelve benchmarks under one data root (with small images made by PIL)
-so loader and scorer tests read exactly what a user's downloads would contain.
+so loader and scorer tests read exactly what a user's downloads would contain: JSON, JSON lines,
+REFER's `refs(*).p` pickles (protocol 2, as Python 2 wrote them), CSV.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ def write_vqav2(root: Path) -> None:
         {"image_id": 42, "question": "How many dogs are there?", "question_id": 420},
         {"image_id": 42, "question": "Is it sunny?", "question_id": 421},
         {"image_id": 7, "question": "What color is the car?", "question_id": 70},
+        {"image_id": 7, "question": "What does the sign say?", "question_id": 71},
     ]
     annotations = [
         {"question_id": 420, "image_id": 42, "question_type": "how many", "answer_type": "number",
@@ -46,6 +49,8 @@ def write_vqav2(root: Path) -> None:
          "multiple_choice_answer": "yes", "answers": _vqa_answers(["yes"] * 10)},
         {"question_id": 70, "image_id": 7, "question_type": "what color is the", "answer_type": "other",
          "multiple_choice_answer": "blue", "answers": _vqa_answers(["red"] * 2 + ["blue"] * 8)},
+        {"question_id": 71, "image_id": 7, "question_type": "what does the", "answer_type": "other",
+         "multiple_choice_answer": "don't know", "answers": _vqa_answers(["don't know"] * 10)},
     ]  # fmt: skip
     _json(root / "vqav2/v2_OpenEnded_mscoco_val2014_questions.json",
           {"task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": "val2014", "questions": questions})
@@ -54,18 +59,25 @@ def write_vqav2(root: Path) -> None:
         _image(root / f"coco/val2014/COCO_val2014_{image_id:012d}.jpg")
 
 
-def write_gqa(root: Path) -> None:
+def write_gqa(root: Path, *, edge_cases: bool = False) -> None:
+    """GQA testdev-balanced; `edge_cases` adds an answer with punctuation, which the reference rule
+    (punctuation stripped from the prediction only) can never match."""
     questions = {
         "20968379": {"imageId": "n288870", "question": "Is the bowl to the left or right of the cup?",
                      "answer": "left", "fullAnswer": "The bowl is to the left of the cup.", "isBalanced": True},
         "20968380": {"imageId": "n288870", "question": "Is there a cat?", "answer": "no",
                      "fullAnswer": "No, there is no cat.", "isBalanced": True},
     }  # fmt: skip
+    if edge_cases:
+        questions["20968381"] = {"imageId": "n288870", "question": "What is the man wearing?", "answer": "t-shirt",
+                                 "fullAnswer": "The man is wearing a t-shirt.", "isBalanced": True}
     _json(root / "gqa/testdev_balanced_questions.json", questions)
     _image(root / "gqa/images/n288870.jpg")
 
 
-def write_vizwiz(root: Path) -> None:
+def write_vizwiz(root: Path, *, edge_cases: bool = False) -> None:
+    """VizWiz val; the last question is answerable by its flag though most annotators said
+    "unanswerable"; `edge_cases` writes those answers capitalised, as typed (compared raw)."""
     def entry(i: int, question: str, answers: list[str], answerable: int, answer_type: str) -> dict[str, Any]:
         return {"image": f"VizWiz_val_{i:08d}.jpg", "question": question, "answerable": answerable,
                 "answer_type": answer_type, "answers": [{"answer": a, "answer_confidence": "yes"} for a in answers]}
@@ -74,19 +86,34 @@ def write_vizwiz(root: Path) -> None:
         entry(0, "What is this?", ["soup"] * 2 + ["tomato soup"] * 8, 1, "other"),
         entry(1, "What color is this shirt?", ["unanswerable"] * 10, 0, "unanswerable"),
         entry(2, "Is the light on?", ["yes"] * 10, 1, "yes/no"),
+        entry(3, "What brand is this?", ["dont know"] * 4 + ["Unanswerable" if edge_cases else "unanswerable"] * 6,
+              1, "other"),
     ]
     _json(root / "vizwiz/val.json", records)
-    for i in range(3):
+    for i in range(len(records)):
         _image(root / f"vizwiz/val/VizWiz_val_{i:08d}.jpg")
 
 
-def write_textvqa(root: Path, *, inline_ocr: bool = True) -> None:
+def write_textvqa(root: Path, *, llava_questions: bool = True, inline_ocr: bool = True) -> None:
+    """TextVQA_0.5.1_val.json (which carries `ocr_tokens`) and, as vlm-evaluation downloads it, LLaVA's
+    `textvqa_val_v051_ocr.jsonl` (the question, then "Reference OCR token: ..." when there are tokens)."""
     data = [
         {"question_id": 34602, "image_id": "003a8ae2ef43b901", "question": "what is the brand of this camera?",
          "answers": ["nous les gosses"] * 3 + ["dakota"] * 7, "ocr_tokens": ["DAKOTA", "DIGITAL"]},
         {"question_id": 34603, "image_id": "003a8ae2ef43b902", "question": "what does the sign say?",
          "answers": ["stop"] * 10, "ocr_tokens": ["STOP"]},
+        {"question_id": 34604, "image_id": "003a8ae2ef43b903", "question": "whose bottle is this?",
+         "answers": ["Coca-Cola's"] * 2 + ["coca cola"] * 8, "ocr_tokens": []},
     ]  # fmt: skip
+    lines = [
+        {"question_id": "003a8ae2ef43b901", "image": "003a8ae2ef43b901.jpg",
+         "text": "what is the brand of this camera?\nReference OCR token: DAKOTA, DIGITAL"},
+        {"question_id": "003a8ae2ef43b902", "image": "003a8ae2ef43b902.jpg",
+         "text": "what does the sign say?\nReference OCR token: STOP, AHEAD"},
+        {"question_id": "003a8ae2ef43b903", "image": "003a8ae2ef43b903.jpg", "text": "whose bottle is this?"},
+    ]  # fmt: skip
+    if llava_questions:
+        _jsonl(root / "textvqa/textvqa_val_v051_ocr.jsonl", lines)
     if not inline_ocr:
         for d in data:
             del d["ocr_tokens"]
@@ -98,12 +125,15 @@ def write_textvqa(root: Path, *, inline_ocr: bool = True) -> None:
 
 
 def _coco_instances() -> dict[str, Any]:
-    # image 10 is 200 x 100 pixels: box [20, 10, 80, 40] (x, y, w, h) is [0.1, 0.1, 0.5, 0.5] normalised
+    # image 10 is 200 x 100 pixels: box [20, 10, 80, 40] (x, y, w, h) is [0.1, 0.1, 0.5, 0.5] normalised;
+    # image 12 is 1000 x 1000: box [4, 4, 10, 10] is [0.004, 0.004, 0.014, 0.014], stored rounded [0, 0, 0.01, 0.01]
     return {
         "images": [{"id": 10, "width": 200, "height": 100, "file_name": "COCO_train2014_000000000010.jpg"},
-                   {"id": 11, "width": 100, "height": 100, "file_name": "COCO_train2014_000000000011.jpg"}],
+                   {"id": 11, "width": 100, "height": 100, "file_name": "COCO_train2014_000000000011.jpg"},
+                   {"id": 12, "width": 1000, "height": 1000, "file_name": "COCO_train2014_000000000012.jpg"}],
         "annotations": [{"id": 100, "image_id": 10, "bbox": [20, 10, 80, 40], "category_id": 18},
-                        {"id": 101, "image_id": 11, "bbox": [0, 0, 50, 50], "category_id": 1}],
+                        {"id": 101, "image_id": 11, "bbox": [0, 0, 50, 50], "category_id": 1},
+                        {"id": 102, "image_id": 12, "bbox": [4, 4, 10, 10], "category_id": 1}],
         "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}],
     }  # fmt: skip
 
@@ -117,16 +147,21 @@ def _refs() -> list[dict[str, Any]]:
         {"ref_id": 2, "ann_id": 101, "image_id": 11, "split": "train", "category_id": 1,
          "file_name": "COCO_train2014_000000000011_101.jpg",
          "sentences": [{"sent": "man in red", "sent_id": 7, "raw": "man in red", "tokens": []}]},
+        {"ref_id": 3, "ann_id": 102, "image_id": 12, "split": "val", "category_id": 1,
+         "file_name": "COCO_train2014_000000000012_102.jpg",
+         "sentences": [{"sent": "tiny man far away", "sent_id": 8, "raw": "Tiny man far away", "tokens": []}]},
     ]  # fmt: skip
 
 
 def write_refcoco(root: Path) -> None:
-    """RefCOCO in the REFER layout (refs pickle converted to JSON) and RefCOCOg likewise."""
-    for folder, split_by in (("refcoco", "unc"), ("refcocog", "umd")):
-        _json(root / f"{folder}/refs({split_by}).json", _refs())
+    """RefCOCO, RefCOCO+ and RefCOCOg as the REFER archives unpack: `refs(unc).p` / `refs(umd).p`
+    (a protocol-2 pickle of plain lists and dicts, what Python 2's cPickle wrote) + `instances.json`."""
+    for folder, split_by in (("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "umd")):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / f"{folder}/refs({split_by}).p").write_bytes(pickle.dumps(_refs(), protocol=2))
         _json(root / f"{folder}/instances.json", _coco_instances())
-    _image(root / "coco/train2014/COCO_train2014_000000000010.jpg")
-    _image(root / "coco/train2014/COCO_train2014_000000000011.jpg")
+    for image_id in (10, 11, 12):
+        _image(root / f"coco/train2014/COCO_train2014_{image_id:012d}.jpg")
 
 
 def write_refcoco_plus_mdetr(root: Path) -> None:
@@ -142,15 +177,23 @@ def write_refcoco_plus_mdetr(root: Path) -> None:
 
 
 def write_ocid_ref(root: Path) -> None:
+    """val_expressions.json as released: `bbox` a JSON string of pixel corners [x1, y1, x2, y2] on the
+    640 x 480 OCID images (the other keys as `instruction.txt` lists them)."""
+    def entry(take_id: int, stamp: str, sentence: str, bbox: str, cls: str) -> dict[str, Any]:
+        return {"seq_id": 8, "scene_id": 100 + take_id, "take_id": take_id,
+                "scene_path": f"ARID20/table/top/seq08/rgb/result_2018-08-21-{stamp}.png",
+                "sequence_path": "ARID20/table/top/seq08", "sub_dataset": "ARID20", "instance_id": 7,
+                "scene_instance": 1, "class": cls, "class_instance": f"{cls}_1", "new_class": cls,
+                "sentence": sentence, "tokens": sentence.split(), "bbox": bbox, "sentence_type": "spatial"}
+
     expressions = {
-        "0": {"take_id": 3, "scene_path": "ARID20/table/top/seq08/rgb/result_2018-08-21-15-53-47.png",
-              "sentence": "the red bowl", "bbox": "[16, 12, 32, 24]", "class": "bowl"},
-        "1": {"take_id": 18, "scene_path": "ARID20/table/top/seq08/rgb/result_2018-08-21-15-54-10.png",
-              "sentence": "the apple behind the cereal box", "bbox": "[0, 0, 32, 48]", "class": "apple"},
+        "0": entry(3, "15-53-47", "the red bowl", "[160, 120, 320, 240]", "bowl"),
+        "1": entry(18, "15-54-10", "the apple behind the cereal box", "[0, 0, 320, 480]", "apple"),
+        "2": entry(12, "15-54-01", "the mug left of the box", "[80, 48, 400, 240]", "mug"),
     }  # fmt: skip
     _json(root / "ocid_ref/val_expressions.json", expressions)
     for e in expressions.values():
-        _image(root / "ocid_ref/OCID-dataset" / e["scene_path"], size=(64, 48))
+        _image(root / "ocid_ref/OCID-dataset" / e["scene_path"], size=(640, 480))
 
 
 def write_vsr(root: Path) -> None:
@@ -173,6 +216,8 @@ def write_tallyqa(root: Path) -> None:
          "issimple": False, "question_id": 30000002, "image_id": 42, "data_source": "amt"},
         {"image": "VG_100K/1.jpg", "question": "How many birds are flying?", "answer": 11,
          "issimple": False, "question_id": 30000003, "image_id": 1, "data_source": "amt"},
+        {"image": "VG_100K/2.jpg", "question": "How many cats are there?", "answer": 1,
+         "issimple": True, "question_id": 30000004, "image_id": 2, "data_source": "imported_genome"},
     ]  # fmt: skip
     _json(root / "tallyqa/test.json", rows)
     for r in rows:
@@ -209,14 +254,16 @@ def write_ai2d(root: Path) -> None:
     diagram(2, {
         "Which organism is a consumer?": {"abcLabel": False, "answerTexts": ["tree", "deer", "algae", "moss"],
                                           "correctAnswer": 1, "questionId": "2.png-0"},
+        "Which organism is a producer?": {"abcLabel": False, "answerTexts": ["tree", "deer", "fox", "owl"],
+                                          "correctAnswer": 0, "questionId": "2.png-1"},
     })  # fmt: skip
-    # diagram 2 is a training diagram: only 1 and 10 are test diagrams
+    # diagram 2 is not listed in ai2d_test_ids.csv: a val diagram; 1 and 10 are test diagrams
     (root / "ai2d/ai2d_test_ids.csv").write_text("1\n10\n", encoding="utf-8")
 
 
 WRITERS = (
-    write_vqav2, write_gqa, write_vizwiz, write_textvqa, write_refcoco, write_refcoco_plus_mdetr,
-    write_ocid_ref, write_vsr, write_tallyqa, write_pope, write_ai2d,
+    write_vqav2, write_gqa, write_vizwiz, write_textvqa, write_refcoco, write_ocid_ref, write_vsr,
+    write_tallyqa, write_pope, write_ai2d,
 )  # fmt: skip
 
 
@@ -232,4 +279,4 @@ def paper_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def writers() -> dict[str, Any]:
     """The fixture writers by name, for tests that need one benchmark in a fresh root."""
-    return {w.__name__.removeprefix("write_"): w for w in WRITERS}
+    return {w.__name__.removeprefix("write_"): w for w in (*WRITERS, write_refcoco_plus_mdetr)}

@@ -20,7 +20,10 @@ class LoadContext:
     """Where a loader finds its files and how many examples it returns.
 
     `root` is the benchmark data root (real files) or the synthetic world's folder.
-    `max_examples` selects a deterministic slim subset (seeded by `seed`); None keeps all.
+    `max_examples` selects a slim subset; None keeps all. The paper's benchmarks take
+    vlm-evaluation's slim-N sets (its fixed shuffle, seed 21; N per split where its slim sets are per
+    split; see `families/files.select_subset`), so a slim figure compares with a published one:
+    `seed` does not change them. The synthetic suite samples with `seed`.
     """
 
     root: Path
@@ -29,7 +32,8 @@ class LoadContext:
 
 
 Loader = Callable[[LoadContext], list[EvalExample]]
-# predictions[i] answers examples[i]: generated text, or the chosen candidate for closed-set ones.
+# predictions[i] answers examples[i]: generated text, or the chosen candidate for closed-set ones
+# (an `examples.Choice`, a str that carries the candidates' probabilities, when the harness answered).
 Scorer = Callable[[Sequence[EvalExample], Sequence[str]], dict[str, float]]
 
 

@@ -1,156 +1,100 @@
-"""Official metric definitions, pure python: what a benchmark's number means.
+"""Metric definitions, pure python: what a benchmark's number means.
 
-Every scorer here reproduces the reference evaluation script of its benchmark on the same inputs,
-so that a figure logged by `vlm_sweeps` can be compared with the paper's tables:
+The paper's numbers were computed by TRI-ML/vlm-evaluation (and the official scorers it carries);
+every function used under a paper metric name reproduces that code on the same inputs, edge cases
+included, and its docstring names the reference file and function:
 
-- VQAv2 / VizWiz / TextVQA: the VQA API's `vqaEval.py` (GT-Vision-Lab/VQA), answer normalisation
-  and leave-one-annotator-out soft accuracy, quirks included (see `vqa_soft_accuracy`).
-- GQA: the Prismatic `vlm-evaluation` GQA scorer (punctuation stripped, lowercased, exact match).
-- RefCOCO* / OCID-Ref: Prismatic's box parsing and accuracy at an IoU threshold.
-- POPE: the POPE repository's `evaluate.py` (yes/no read from the first sentence).
-- Closed-set benchmarks (VSR, TallyQA, AI2D): accuracy of the chosen candidate.
+- VQAv2, TextVQA, VizWiz, GQA answers: `vlm_sweeps.eval.families.answers` (re-exported here).
+- RefCOCO* / OCID-Ref: `vlm_eval/tasks/harnesses/{refcoco,ocidref}.py` (`parse_bbox`,
+  `compute_iou`, the gold box rounded to 2 decimals by `box_xywh2xyxy` / `box_xyxy2normalized`).
+- POPE: AoiDragon/POPE `evaluate.py` (yes/no read from the first sentence; accuracy, precision,
+  recall, F1, yes ratio) and `vlm_eval/tasks/harnesses/pope.py` (`PopeScorer`: AUROC and AUPR).
+- Closed-set probabilities (POPE, VSR, TallyQA, AI2D): scikit-learn's `roc_auc_score` (binary, and
+  multi-class "ovo" macro) and `average_precision_score` (binary, and multi-class macro), which
+  vlm-evaluation's scorers call; re-implemented here so that scorers need no scikit-learn.
+- VizWiz unanswerability: `vlm_eval/util/evaluation/vizwiz/eval.py` (`evaluate_unanswerability`:
+  `average_precision_score` and `f1_score` on the hard predictions).
 
+The references print percentages rounded to 2 decimals (`round(100 * x, 2)`); metrics here are the
+unrounded fractions in 0..1, so `round(100 * ours, 2)` is the reference's figure.
+
+Forgiving variants (`parse_box`, `vqa_soft_accuracy`) exist for the synthetic suite and for
+metrics with other names (`lenient_*`); the paper's metric names always use the reference rules.
 No torch import: scorers run in the analysis environment and in unit tests.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import re
-import string
+from itertools import combinations
 from typing import Sequence
+
+from vlm_sweeps.eval.families.answers import (
+    gqa_match,
+    normalize_gqa_prediction,
+    normalize_textvqa_answer,
+    normalize_vizwiz_answer,
+    normalize_vqa_answer,
+    textvqa_accuracy,
+    vizwiz_predicts_unanswerable,
+    vizwiz_question_accuracy,
+    vqav2_accuracy,
+)
 
 Box = tuple[float, float, float, float]
 
-# --- VQA answer normalisation: the tables of the official vqaEval.py, verbatim -------------------
-# The curly apostrophes (U+2019) and the unreachable capitalised keys ("Im", "Ive": text is
-# lowercased first) are in the official file; they are kept so scores match it exactly.
-# fmt: off
-CONTRACTIONS: dict[str, str] = {
-    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
-    "couldn'tve": "couldn’t’ve", "couldnt’ve": "couldn’t’ve", "didnt": "didn’t", "doesnt": "doesn’t", "dont": "don’t", "hadnt": "hadn’t",
-    "hadnt’ve": "hadn’t’ve", "hadn'tve": "hadn’t’ve", "hasnt": "hasn’t", "havent": "haven’t", "hed": "he’d", "hed’ve": "he’d’ve",
-    "he’dve": "he’d’ve", "hes": "he’s", "howd": "how’d", "howll": "how’ll", "hows": "how’s", "Id’ve": "I’d’ve", "I’dve": "I’d’ve",
-    "Im": "I’m", "Ive": "I’ve", "isnt": "isn’t", "itd": "it’d", "itd’ve": "it’d’ve", "it’dve": "it’d’ve", "itll": "it’ll", "let’s": "let’s",
-    "maam": "ma’am", "mightnt": "mightn’t", "mightnt’ve": "mightn’t’ve", "mightn’tve": "mightn’t’ve", "mightve": "might’ve",
-    "mustnt": "mustn’t", "mustve": "must’ve", "neednt": "needn’t", "notve": "not’ve", "oclock": "o’clock", "oughtnt": "oughtn’t",
-    "ow’s’at": "’ow’s’at", "’ows’at": "’ow’s’at", "’ow’sat": "’ow’s’at", "shant": "shan’t", "shed’ve": "she’d’ve", "she’dve": "she’d’ve",
-    "she’s": "she’s", "shouldve": "should’ve", "shouldnt": "shouldn’t", "shouldnt’ve": "shouldn’t’ve", "shouldn’tve": "shouldn’t’ve",
-    "somebody’d": "somebodyd", "somebodyd’ve": "somebody’d’ve", "somebody’dve": "somebody’d’ve", "somebodyll": "somebody’ll",
-    "somebodys": "somebody’s", "someoned": "someone’d", "someoned’ve": "someone’d’ve", "someone’dve": "someone’d’ve",
-    "someonell": "someone’ll", "someones": "someone’s", "somethingd": "something’d", "somethingd’ve": "something’d’ve",
-    "something’dve": "something’d’ve", "somethingll": "something’ll", "thats": "that’s", "thered": "there’d", "thered’ve": "there’d’ve",
-    "there’dve": "there’d’ve", "therere": "there’re", "theres": "there’s", "theyd": "they’d", "theyd’ve": "they’d’ve",
-    "they’dve": "they’d’ve", "theyll": "they’ll", "theyre": "they’re", "theyve": "they’ve", "twas": "’twas", "wasnt": "wasn’t",
-    "wed’ve": "we’d’ve", "we’dve": "we’d’ve", "weve": "we've", "werent": "weren’t", "whatll": "what’ll", "whatre": "what’re",
-    "whats": "what’s", "whatve": "what’ve", "whens": "when’s", "whered": "where’d", "wheres": "where's", "whereve": "where’ve",
-    "whod": "who’d", "whod’ve": "who’d’ve", "who’dve": "who’d’ve", "wholl": "who’ll", "whos": "who’s", "whove": "who've", "whyll": "why’ll",
-    "whyre": "why’re", "whys": "why’s", "wont": "won’t", "wouldve": "would’ve", "wouldnt": "wouldn’t", "wouldnt’ve": "wouldn’t’ve",
-    "wouldn’tve": "wouldn’t’ve", "yall": "y’all", "yall’ll": "y’all’ll", "y’allll": "y’all’ll", "yall’d’ve": "y’all’d’ve",
-    "y’alld’ve": "y’all’d’ve", "y’all’dve": "y’all’d’ve", "youd": "you’d", "youd’ve": "you’d’ve", "you’dve": "you’d’ve",
-    "youll": "you’ll", "youre": "you’re", "youve": "you’ve",
-}
-NUMBER_WORDS: dict[str, str] = {
-    "none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-    "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
-}
-ARTICLES: tuple[str, ...] = ("a", "an", "the")
-PUNCTUATION: tuple[str, ...] = (
-    ";", ":", "/", "'", "[", "]", '"', "(", ")", "=", "+", "\\", "_", ">", "<", "@", "`", ",", "?",
-)
-# fmt: on
-# The official "(?!<=\d)" is a typo'd lookbehind (it is a lookahead that always passes): a period
-# is dropped unless a digit follows it ("2.5" keeps its point, "dog." loses it).
-_PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
-_COMMA_STRIP = re.compile(r"(\d)(,)(\d)")
-# The official call is `periodStrip.sub("", text, re.UNICODE)`: the flag lands in `count`, so at
-# most re.UNICODE == 32 periods are removed. Kept for exactness.
-_PERIOD_STRIP_COUNT = int(re.UNICODE)
+__all__ = [
+    "gqa_match", "normalize_gqa_prediction", "normalize_textvqa_answer", "normalize_vizwiz_answer",
+    "normalize_vqa_answer", "textvqa_accuracy", "vizwiz_predicts_unanswerable", "vizwiz_question_accuracy",
+    "vqav2_accuracy",
+]  # fmt: skip
 
 
-def _process_punctuation(text: str) -> str:
-    """vqaEval.processPunctuation: drop punctuation next to a space (or anywhere once the text has
-    a digit-comma-digit such as "1,000"), otherwise turn it into a space; then strip periods."""
-    out = text
-    has_number_comma = _COMMA_STRIP.search(text) is not None
-    for p in PUNCTUATION:
-        # The official test looks at the *original* text for every mark, not the running output.
-        if (p + " " in text or " " + p in text) or has_number_comma:
-            out = out.replace(p, "")
-        else:
-            out = out.replace(p, " ")
-    return _PERIOD_STRIP.sub("", out, count=_PERIOD_STRIP_COUNT)
-
-
-def _process_digit_article(text: str) -> str:
-    """vqaEval.processDigitArticle: lowercase, number words -> digits, articles dropped,
-    contractions restored, whitespace collapsed."""
-    words = [NUMBER_WORDS.get(w, w) for w in text.lower().split()]
-    words = [w for w in words if w not in ARTICLES]
-    return " ".join(CONTRACTIONS.get(w, w) for w in words)
-
-
-def _clean_whitespace(text: str) -> str:
-    return text.replace("\n", " ").replace("\t", " ").strip()
-
-
-def normalize_vqa_answer(s: str) -> str:
-    """The official VQA normalisation of a predicted answer ("Two dogs." -> "2 dogs")."""
-    return _process_digit_article(_process_punctuation(_clean_whitespace(s)))
+# --- VQA-style accuracy -------------------------------------------------------------------------
 
 
 def vqa_soft_accuracy(prediction: str, answers: Sequence[str]) -> float:
-    """VQA accuracy of one prediction against the human answers, in 0..1.
-
-    Exactly the official `vqaEval.py` (GT-Vision-Lab/VQA): the prediction is normalised with
-    `normalize_vqa_answer`; the ground-truth answers get only the punctuation step, and only when
-    they are not all identical (the official code does this; VQAv2 annotations are already
-    normalised, so it matters only for raw answers). Then each answer is left out in turn,
-    min(1, matches among the others / 3), and the results are averaged: out of 10 annotators,
-    4 or more agreeing give 1.0, 3 give 0.9, 2 give 0.6, 1 gives 0.3. Leave-one-out is by position (the
-    official code compares answer records, which differ by `answer_id`).
-
-    With a single answer, leave-one-out is undefined (it would always give 0), so the score is
-    the exact match of both normalised answers: a one-answer synthetic benchmark stays meaningful.
-    """
-    if not answers:
-        raise ValueError("vqa_soft_accuracy needs at least one ground-truth answer; got none")
-    pred = normalize_vqa_answer(prediction)
+    """The synthetic suite's VQA score: `vqav2_accuracy`, except that a question with a single answer
+    (where the paper's leave-one-out always gives 0) scores the exact match of both normalised
+    answers. Not used under any paper metric name."""
     if len(answers) == 1:
-        return float(pred == normalize_vqa_answer(answers[0]))
-    gts = list(answers)
-    if len(set(gts)) > 1:
-        gts = [_process_punctuation(a) for a in gts]
-    matches = [gt == pred for gt in gts]
-    total = sum(matches)
-    per_left_out = [min(1.0, (total - m) / 3) for m in matches]
-    return sum(per_left_out) / len(per_left_out)
+        return float(normalize_vqa_answer(prediction) == normalize_vqa_answer(answers[0]))
+    return vqav2_accuracy(prediction, answers)
 
 
 def mean_vqa_accuracy(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> float:
-    """Mean `vqa_soft_accuracy` over examples (0..1); the VQAv2 / TextVQA headline number."""
+    """Mean `vqav2_accuracy` over examples (0..1): vlm-evaluation's VQAv2 `accuracy`."""
     check_lengths(predictions, answers)
-    return _mean([vqa_soft_accuracy(p, a) for p, a in zip(predictions, answers)])
-
-
-# --- VizWiz -----------------------------------------------------------------------------------
+    return mean([vqav2_accuracy(p, a) for p, a in zip(predictions, answers)])
 
 
 def vizwiz_accuracy(
     predictions: Sequence[str], answers: Sequence[Sequence[str]], answerable: Sequence[bool]
 ) -> dict[str, float]:
-    """VizWiz soft accuracy overall and on the answerable / unanswerable questions.
-
-    `answerable` is the dataset's own flag (VizWiz `answerable` field: 0 when the crowd said the
-    image cannot answer the question); a split with no question scores 0.0.
-    """
+    """vlm-evaluation's `VizWizScorer.score`: soft accuracy overall and on the answerable /
+    unanswerable questions (`answerable` is the dataset's own flag), and the unanswerability
+    detection figures of `VQAEval.evaluate_unanswerability`: the positive class is "unanswerable"
+    (flag 0), the prediction is positive when it normalises to "unanswerable"; `unanswerable_f1` is
+    `f1_score` on those hard predictions and `unanswerable_ap` `average_precision_score` with the
+    hard predictions as scores. A subset with no question scores 0.0; AP is left out when no
+    question is unanswerable (undefined there)."""
     check_lengths(predictions, answers)
     check_lengths(predictions, answerable)
-    scores = [vqa_soft_accuracy(p, a) for p, a in zip(predictions, answers)]
-    return {
-        "accuracy": _mean(scores),
-        "answerable_accuracy": _mean([s for s, ok in zip(scores, answerable) if ok]),
-        "unanswerable_accuracy": _mean([s for s, ok in zip(scores, answerable) if not ok]),
+    scores = [vizwiz_question_accuracy(p, a) for p, a in zip(predictions, answers)]
+    truth = [not ok for ok in answerable]
+    said = [vizwiz_predicts_unanswerable(p) for p in predictions]
+    metrics = {
+        "accuracy": mean(scores),
+        "answerable_accuracy": mean([s for s, ok in zip(scores, answerable) if ok]),
+        "unanswerable_accuracy": mean([s for s, ok in zip(scores, answerable) if not ok]),
+        "unanswerable_f1": binary_f1(truth, said),
     }
+    ap = average_precision(truth, [float(s) for s in said])
+    if ap is not None:
+        metrics["unanswerable_ap"] = ap
+    return metrics
 
 
 def split_answerable(answerable: Sequence[bool]) -> tuple[list[int], list[int]]:
@@ -160,46 +104,41 @@ def split_answerable(answerable: Sequence[bool]) -> tuple[list[int], list[int]]:
     return yes, no
 
 
-# --- GQA and closed-set accuracy --------------------------------------------------------------
-
-_STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-def normalize_gqa_answer(s: str) -> str:
-    """Prismatic's GQA normalisation: ASCII punctuation removed, lowercased (plus outer whitespace
-    stripped, which the official script leaves to the model's decoding)."""
-    return s.translate(_STRIP_PUNCTUATION).lower().strip()
-
-
-def exact_match(prediction: str, answer: str) -> float:
-    """1.0 if the GQA-normalised prediction equals the GQA-normalised answer, else 0.0."""
-    return float(normalize_gqa_answer(prediction) == normalize_gqa_answer(answer))
-
-
 def choice_accuracy(predictions: Sequence[str], answers: Sequence[str]) -> float:
-    """Fraction of closed-set predictions equal to the answer (case and outer spaces ignored);
-    the prediction is the candidate the model scored highest."""
+    """Fraction of closed-set predictions equal to the answer (case and outer spaces ignored). The
+    prediction is the candidate with the highest probability, so this is vlm-evaluation's
+    `argmax(probabilities) == label` exact match."""
     check_lengths(predictions, answers)
-    return _mean([float(p.strip().casefold() == a.strip().casefold()) for p, a in zip(predictions, answers)])
+    return mean([float(p.strip().casefold() == a.strip().casefold()) for p, a in zip(predictions, answers)])
 
 
 # --- Referring expressions: boxes -------------------------------------------------------------
 
+
+def parse_box_literal(text: str) -> Box | None:
+    """vlm-evaluation's `parse_bbox` (harnesses/refcoco.py and ocidref.py): the whole generated text
+    must be a Python list literal (`ast.literal_eval`) of four numbers in 0..1 with x1 < x2 and
+    y1 < y2; anything else (prose around the box, a tuple, a missing bracket, pixel values) is an
+    invalid answer, which scores as wrong."""
+    try:
+        box = ast.literal_eval(text)
+        if not (isinstance(box, list) and len(box) == 4):
+            return None
+        if not all(0 <= v <= 1 for v in box) or not (box[0] < box[2] and box[1] < box[3]):
+            return None
+        return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-# "[" then four numbers separated by commas (any spaces); "]" optional so that an answer cut off
-# by the token budget right before the closing bracket still counts.
 _BOX = re.compile(r"\[\s*(" + _NUMBER + r")\s*,\s*(" + _NUMBER + r")\s*,\s*(" + _NUMBER + r")\s*,\s*(" + _NUMBER + r")")
 
 
 def parse_box(text: str) -> Box | None:
-    """The first normalised `[x1, y1, x2, y2]` in generated text, or None.
-
-    Accepted: square brackets around four comma-separated numbers, with any spacing, anywhere in
-    the text ("The box is [0.1, 0.2,0.5 , 0.6]."); the closing bracket may be missing. Rejected
-    (None, which scores as wrong, like Prismatic's scorer): no "[", fewer than four numbers,
-    coordinates outside 0..1 (pixel boxes), or x1 >= x2 / y1 >= y2. Only the first bracketed
-    group is considered: a model that lists several boxes is judged on its first.
-    """
+    """A forgiving box reader (synthetic suite, `lenient_*` metrics; never a paper metric): the first
+    `[x1, y1, x2, y2]` anywhere in the text ("The box is [0.1, 0.2, 0.5, 0.6]."), closing bracket
+    optional; None for fewer than four numbers, values outside 0..1, or x1 >= x2 / y1 >= y2."""
     match = _BOX.search(text)
     if match is None:
         return None
@@ -209,8 +148,16 @@ def parse_box(text: str) -> Box | None:
     return (x1, y1, x2, y2)
 
 
+def round_box(box: Sequence[float]) -> Box:
+    """The gold box as vlm-evaluation stores it: each normalised coordinate `round(v, 2)` (Python's
+    rounding of the binary value: 0.125 -> 0.12, 0.135 -> 0.14)."""
+    x1, y1, x2, y2 = (round(float(v), 2) for v in box)
+    return (x1, y1, x2, y2)
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two `[x1, y1, x2, y2]` boxes (0.0 when the union is empty)."""
+    """vlm-evaluation's `compute_iou` for `[x1, y1, x2, y2]` boxes (0.0 when the union is empty,
+    where the reference would divide by zero; a parsed box always has a positive area)."""
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
@@ -218,33 +165,36 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def refer_accuracy(predictions: Sequence[str], boxes: Sequence[Sequence[float]], threshold: float) -> float:
-    """Fraction of generated answers whose parsed box has IoU >= `threshold` with the target
-    (0.5 for RefCOCO*, 0.25 for OCID-Ref); unparsable answers count as wrong."""
+def refer_accuracy(predictions: Sequence[str], boxes: Sequence[Sequence[float]], threshold: float,
+                   *, lenient: bool = False) -> float:
+    """Share of generated answers whose box has IoU >= `threshold` with the target (0.5 RefCOCO*,
+    0.25 OCID-Ref), as `RefCOCOScorer` / `OCIDRefScorer` count it; invalid answers are wrong.
+    `lenient=True` reads boxes with `parse_box` instead (for `lenient_*` metrics only)."""
     check_lengths(predictions, boxes)
+    parse = parse_box if lenient else parse_box_literal
     hits = []
     for text, target in zip(predictions, boxes):
-        box = parse_box(text)
+        box = parse(text)
         hits.append(float(box is not None and box_iou(box, target) >= threshold))
-    return _mean(hits)
+    return mean(hits)
 
 
 # --- POPE ---------------------------------------------------------------------------------------
 
 
 def pope_yes_no(text: str) -> str:
-    """POPE's reading of an answer: "no" if the first sentence contains the word "No", "no" or
-    "not" (commas ignored), otherwise "yes" (as the POPE repository's evaluate.py does)."""
-    first_sentence = text.split(".")[0]
-    words = first_sentence.replace(",", "").split(" ")
+    """POPE `evaluate.py`: "no" if the first sentence has the word "No", "no" or "not" (commas
+    removed, split on single spaces), otherwise "yes". On the closed-set candidates "Yes" / "No" it is
+    vlm-evaluation's argmax over their probabilities."""
+    words = text.split(".")[0].replace(",", "").split(" ")
     return "no" if ("No" in words or "not" in words or "no" in words) else "yes"
 
 
 def pope_metrics(predictions: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
-    """POPE accuracy, precision, recall, f1 and yes_ratio, "yes" being the positive class.
+    """POPE `evaluate.py`: accuracy, precision, recall, f1 and yes_ratio, "yes" the positive class.
 
-    Labels are "yes"/"no" (anything but "no" is yes, as in the official script). Where the
-    official script would divide by zero (no predicted or no actual yes), the figure is 0.0.
+    Labels are "yes"/"no" (anything but "no" is yes, as in the reference). Where the reference would
+    divide by zero (no predicted or no actual yes), the figure is 0.0.
     """
     check_lengths(predictions, labels)
     pred = [pope_yes_no(p) == "yes" for p in predictions]
@@ -266,10 +216,110 @@ def pope_metrics(predictions: Sequence[str], labels: Sequence[str]) -> dict[str,
     }
 
 
+# --- Ranking metrics from candidate probabilities ---------------------------------------------
+
+
+def _ranked_groups(truth: Sequence[bool], scores: Sequence[float]) -> list[tuple[int, int]]:
+    """(positives, negatives) per distinct score, highest score first (tied scores form one group,
+    as the thresholds of scikit-learn's `_binary_clf_curve`)."""
+    groups: dict[float, list[int]] = {}
+    for t, s in zip(truth, scores):
+        g = groups.setdefault(float(s), [0, 0])
+        g[0 if t else 1] += 1
+    return [(groups[s][0], groups[s][1]) for s in sorted(groups, reverse=True)]
+
+
+def roc_auc(truth: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """scikit-learn `roc_auc_score` (binary): the area under the ROC curve, i.e. the probability that
+    a random positive outscores a random negative, ties counting one half. None when only one class
+    is present (scikit-learn raises there)."""
+    check_lengths(truth, scores)
+    groups = _ranked_groups(truth, scores)
+    n_pos, n_neg = sum(g[0] for g in groups), sum(g[1] for g in groups)
+    if n_pos == 0 or n_neg == 0:
+        return None
+    area, negatives_above = 0.0, 0
+    for pos, neg in groups:
+        area += pos * (negatives_above + neg / 2)
+        negatives_above += neg
+    return 1.0 - area / (n_pos * n_neg)
+
+
+def average_precision(truth: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """scikit-learn `average_precision_score` (binary), what vlm-evaluation logs as "AUCPR": the sum
+    over distinct score thresholds (highest first) of (recall gained) x (precision there). None when
+    there is no positive (undefined)."""
+    check_lengths(truth, scores)
+    groups = _ranked_groups(truth, scores)
+    n_pos = sum(g[0] for g in groups)
+    if n_pos == 0:
+        return None
+    ap, tp, fp = 0.0, 0, 0
+    for pos, neg in groups:
+        tp, fp = tp + pos, fp + neg
+        ap += (pos / n_pos) * (tp / (tp + fp))
+    return ap
+
+
+def ovo_roc_auc(labels: Sequence[int], probabilities: Sequence[Sequence[float]]) -> float | None:
+    """scikit-learn `roc_auc_score(labels, probabilities, multi_class="ovo")` (macro): for every pair
+    of classes a, b, the examples of either class, the mean of AUC(a vs b on column a) and AUC(b vs a
+    on column b); then the mean over pairs. Classes are those present in `labels` (scikit-learn
+    requires every column's class to be present; with all present the two agree). None with fewer
+    than two classes present."""
+    check_lengths(labels, probabilities)
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        return None
+    pairs = []
+    for a, b in combinations(classes, 2):
+        rows = [i for i, y in enumerate(labels) if y in (a, b)]
+        auc_a = roc_auc([labels[i] == a for i in rows], [probabilities[i][a] for i in rows])
+        auc_b = roc_auc([labels[i] == b for i in rows], [probabilities[i][b] for i in rows])
+        pairs.append((auc_a + auc_b) / 2)  # type: ignore[operator]  # both classes are present
+    return mean(pairs)
+
+
+def macro_average_precision(labels: Sequence[int], probabilities: Sequence[Sequence[float]]) -> float | None:
+    """scikit-learn `average_precision_score(labels, probabilities)` for multi-class labels: the mean
+    over classes of the one-vs-rest average precision of the class's column. Classes are those
+    present in `labels` (as for `ovo_roc_auc`). None when `labels` is empty."""
+    check_lengths(labels, probabilities)
+    classes = sorted(set(labels))
+    if not classes:
+        return None
+    per_class = [average_precision([y == c for y in labels], [p[c] for p in probabilities]) for c in classes]
+    return mean([v for v in per_class if v is not None])
+
+
+def binary_f1(truth: Sequence[bool], predicted: Sequence[bool]) -> float:
+    """scikit-learn `f1_score` (binary, positive class True): 2TP / (2TP + FP + FN); 0.0 when there
+    is no actual and no predicted positive (scikit-learn's zero_division default)."""
+    check_lengths(truth, predicted)
+    tp = sum(t and p for t, p in zip(truth, predicted))
+    wrong = sum(t != p for t, p in zip(truth, predicted))
+    return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
+
+
+def ranking_metrics(labels: Sequence[int], probabilities: Sequence[Sequence[float]]) -> dict[str, float]:
+    """`auroc` and `aupr` of closed-set probabilities as vlm-evaluation's scorers compute them: with
+    two candidates (POPE, VSR) the binary figures of the first candidate ("Yes", "True": label 0 is
+    the positive class); with more (TallyQA, AI2D) the multi-class "ovo" AUROC and macro AP. A figure
+    that is undefined on these examples (a single class present) is left out."""
+    if probabilities and len(probabilities[0]) == 2:
+        truth = [y == 0 for y in labels]
+        first = [p[0] for p in probabilities]
+        values = {"auroc": roc_auc(truth, first), "aupr": average_precision(truth, first)}
+    else:
+        values = {"auroc": ovo_roc_auc(labels, probabilities), "aupr": macro_average_precision(labels, probabilities)}
+    return {k: v for k, v in values.items() if v is not None and not math.isnan(v)}
+
+
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean(values: Sequence[float]) -> float:
+    """Arithmetic mean; 0.0 for no values (an empty subset scores 0.0 rather than failing)."""
     return sum(values) / len(values) if values else 0.0
 
 

@@ -1,6 +1,10 @@
 """Run a benchmark suite with one model: load every benchmark -> answer (or reuse cached
 predictions) -> score.
 
+Closed-set answers are `examples.Choice`s that carry every candidate's probability (the AUROC /
+AUPR metrics need them): the prediction cache stores them as `Choice.encode()` lines, and a cached
+closed-set answer without probabilities (written before they were kept) is answered again.
+
 All benchmarks are loaded before the model answers anything, so a missing file fails the suite
 in seconds rather than after hours of generation; with `continue_on_missing` the benchmarks whose
 files are missing are skipped (and reported) and the others still run.
@@ -16,7 +20,7 @@ from typing import Sequence
 from vlm_sweeps import naming
 from vlm_sweeps.eval import registry
 from vlm_sweeps.eval.cache import CacheKey, PredictionCache
-from vlm_sweeps.eval.examples import EvalExample
+from vlm_sweeps.eval.examples import Choice, EvalExample, probabilities_of
 from vlm_sweeps.eval.harness import HARNESS_VERSION, Answerer
 from vlm_sweeps.eval.registry import LoadContext
 
@@ -69,12 +73,21 @@ def run_suite(answerer: Answerer, suite: Sequence[str], *, world_dir: Path | Non
         result.generated[name] = preds.generated
         scores = bench.score(examples, preds.texts)
         result.metrics.update({naming.metric_name(name, k): float(v) for k, v in scores.items()})
-        result.predictions[name] = [
-            {"qid": ex.qid, "question": ex.question, "prediction": p, "answers": list(ex.answers),
-             **({"box": list(ex.box)} if ex.box else {})} for ex, p in zip(examples, preds.texts)]
+        result.predictions[name] = [_row(ex, p) for ex, p in zip(examples, preds.texts)]
         log.info("%s (%d examples, %d generated): %s", name, len(examples), preds.generated,
                  ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
     return result
+
+
+def _row(ex: EvalExample, prediction: str) -> dict:
+    """One line of the predictions artifact; closed-set rows add the candidates' probabilities."""
+    row = {"qid": ex.qid, "question": ex.question, "prediction": str(prediction), "answers": list(ex.answers)}
+    if ex.box:
+        row["box"] = list(ex.box)
+    probabilities = probabilities_of(prediction)
+    if probabilities is not None:
+        row["probabilities"] = dict(zip(ex.choices, probabilities))
+    return row
 
 
 @dataclass
@@ -88,6 +101,9 @@ def _answer(answerer: Answerer, examples: list[EvalExample], max_new_tokens: int
     from tqdm.auto import tqdm
 
     texts = cache.lookup(key, examples) if cache is not None else [None] * len(examples)
+    for i, (ex, t) in enumerate(zip(examples, texts)):
+        if t is not None and ex.mode == "closed_set":
+            texts[i] = Choice.decode(t, ex.choices)  # None (answered again) for a bare cached candidate
     todo = [i for i, t in enumerate(texts) if t is None]
     if todo:
         with tqdm(total=len(todo), desc=f"eval {name}", disable=None if progress else True, leave=False) as bar:
@@ -95,7 +111,8 @@ def _answer(answerer: Answerer, examples: list[EvalExample], max_new_tokens: int
         for i, a in zip(todo, answers):
             texts[i] = a
         if cache is not None:
-            cache.store(key, [examples[i] for i in todo], answers)
+            cache.store(key, [examples[i] for i in todo],
+                        [a.encode() if isinstance(a, Choice) else a for a in answers])
     return _Predictions(texts, len(todo))  # type: ignore[arg-type]
 
 

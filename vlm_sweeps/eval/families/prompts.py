@@ -11,6 +11,9 @@ from typing import Sequence
 SHORT_ANSWER = "Answer the question using a single word or phrase."
 UNANSWERABLE = "When the provided information is insufficient, respond with 'Unanswerable'."
 MC_TRIGGER = "Answer with the option's letter from the given choices directly."
+# Generation budget of every free-form paper benchmark: vlm-evaluation's `PrismaticVLM(max_length=128)`
+# (`max_new_tokens=128`, greedy); a shorter one would cut answers the paper's code scored whole.
+MAX_NEW_TOKENS = 128
 
 
 def vqa(question: str) -> str:
@@ -24,8 +27,10 @@ def vizwiz(question: str) -> str:
 
 
 def textvqa_with_ocr(question: str, ocr_tokens: Sequence[str]) -> str:
-    """TextVQA with OCR tokens in the prompt, as LLaVA-1.5's `llava_textvqa_val_v051_ocr` does."""
-    return f"{question}\nReference OCR token: {', '.join(ocr_tokens)}\n{SHORT_ANSWER}"
+    """TextVQA with OCR tokens in the prompt, in the form of LLaVA-1.5's `llava_textvqa_val_v051_ocr`
+    questions: "<question>\nReference OCR token: <tokens joined by ', '>", the line left out when the
+    image has no token."""
+    return vqa(f"{question}\nReference OCR token: {', '.join(ocr_tokens)}" if ocr_tokens else question)
 
 
 def refer(expression: str) -> str:

@@ -1,6 +1,9 @@
-"""Open-ended VQA benchmarks: VQAv2, GQA, VizWiz, TextVQA (free generation, official scorers).
+"""Open-ended VQA benchmarks: VQAv2, GQA, VizWiz, TextVQA asked without and with OCR tokens
+(free generation, scored as vlm-evaluation scores them: see `families/answers.py`).
 
-Expected files under the data root (official archives, unpacked as distributed):
+Examples are in file order as vlm-evaluation indexes them (`build_*_indices`); slim subsets are its
+`metadata-slim-N` sets (`files.select_subset`). Expected files under the data root (official
+archives, unpacked as distributed):
 
 | benchmark | file | from |
 |---|---|---|
@@ -13,11 +16,13 @@ Expected files under the data root (official archives, unpacked as distributed):
 | vizwiz | vizwiz/val/<image> | VizWiz val.zip |
 | textvqa | textvqa/TextVQA_0.5.1_val.json | textvqa.org TextVQA_0.5.1_val.json |
 | textvqa | textvqa/train_images/<image_id>.jpg | textvqa.org train_val_images.zip |
-| textvqa (OCR prompt only) | textvqa/TextVQA_Rosetta_OCR_v0.2_val.json | textvqa.org, if the val json has no `ocr_tokens` |
+| textvqa, textvqa_ocr | textvqa/textvqa_val_v051_ocr.jsonl (or llava_textvqa_val_v051_ocr.jsonl) | LLaVA-1.5's questions with OCR tokens, which vlm-evaluation downloads; optional, see `load_textvqa` |
+| textvqa_ocr, without that jsonl | textvqa/TextVQA_Rosetta_OCR_v0.2_val.json | textvqa.org, if the val json has no `ocr_tokens` |
 """
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,8 +30,10 @@ from typing import Any, Sequence
 from vlm_sweeps.eval import scoring
 from vlm_sweeps.eval.examples import EvalExample
 from vlm_sweeps.eval.families import prompts
-from vlm_sweeps.eval.families.files import read_json, require_images, select_subset
+from vlm_sweeps.eval.families.files import read_json, read_jsonl, require_images, select_subset
 from vlm_sweeps.eval.registry import Benchmark, LoadContext, register
+
+log = logging.getLogger(__name__)
 
 PATHS: dict[str, dict[str, str]] = {
     "vqav2": {
@@ -39,6 +46,9 @@ PATHS: dict[str, dict[str, str]] = {
     "textvqa": {
         "annotations": "textvqa/TextVQA_0.5.1_val.json",
         "ocr": "textvqa/TextVQA_Rosetta_OCR_v0.2_val.json",
+        # vlm-evaluation's download name of LLaVA-1.5's llava_textvqa_val_v051_ocr.jsonl; either name is read
+        "ocr_questions": "textvqa/textvqa_val_v051_ocr.jsonl",
+        "llava_ocr_questions": "textvqa/llava_textvqa_val_v051_ocr.jsonl",
         "images": "textvqa/train_images",
     },
 }
@@ -49,8 +59,9 @@ HINTS: dict[str, str] = {
     "https://cs.stanford.edu/people/dorarad/gqa/download.html into <root>/gqa/ (images in <root>/gqa/images/).",
     "vizwiz": "Download Annotations.zip (val.json) and val.zip from https://vizwiz.org/tasks-and-datasets/vqa/ "
     "into <root>/vizwiz/ (images in <root>/vizwiz/val/).",
-    "textvqa": "Download TextVQA_0.5.1_val.json (and TextVQA_Rosetta_OCR_v0.2_val.json for OCR prompts) and "
-    "train_val_images.zip from https://textvqa.org/dataset/ into <root>/textvqa/ (images in train_images/).",
+    "textvqa": "Download TextVQA_0.5.1_val.json and train_val_images.zip from https://textvqa.org/dataset/ into "
+    "<root>/textvqa/ (images in train_images/), and LLaVA-1.5's llava_textvqa_val_v051_ocr.jsonl (the questions "
+    "vlm-evaluation asks; else TextVQA_Rosetta_OCR_v0.2_val.json from textvqa.org for the OCR tokens) beside it.",
 }
 
 
@@ -67,45 +78,45 @@ def _finish(benchmark: str, examples: list[EvalExample]) -> list[EvalExample]:
 
 
 def load_vqav2(ctx: LoadContext) -> list[EvalExample]:
-    """VQAv2 val: the VQA API's questions + annotations JSON, 10 answers per question."""
+    """VQAv2 val: the VQA API's questions + annotations JSON, 10 answers per question, in the order of
+    the annotations file (vlm-evaluation's `build_vqav2_indices` iterates the annotations)."""
     hint = HINTS["vqav2"]
     questions = read_json("vqav2", _path(ctx, "vqav2", "questions"), hint)["questions"]
     annotations = read_json("vqav2", _path(ctx, "vqav2", "annotations"), hint)["annotations"]
-    by_qid = {ann["question_id"]: ann for ann in annotations}
-    missing = [q["question_id"] for q in questions if q["question_id"] not in by_qid]
+    by_qid = {q["question_id"]: q for q in questions}
+    missing = [a["question_id"] for a in annotations if a["question_id"] not in by_qid]
     if missing:
         raise ValueError(
-            f"vqav2: {len(missing)} questions (e.g. {missing[0]}) have no annotation; the questions and "
+            f"vqav2: {len(missing)} annotations (e.g. question {missing[0]}) have no question; the questions and "
             "annotations files must come from the same split (val2014)"
         )
+    index = {int(a["question_id"]): a for a in annotations}  # keyed as vlm-evaluation keys its index
     images = _path(ctx, "vqav2", "images")
     examples = [
         EvalExample(
-            qid=str(q["question_id"]),
-            question=prompts.vqa(q["question"]),
-            image=str(images / f"COCO_val2014_{int(q['image_id']):012d}.jpg"),
-            answers=tuple(a["answer"] for a in by_qid[q["question_id"]]["answers"]),
-            meta={
-                "answer_type": by_qid[q["question_id"]].get("answer_type", ""),
-                "question_type": by_qid[q["question_id"]].get("question_type", ""),
-            },
+            qid=str(a["question_id"]),
+            question=prompts.vqa(by_qid[a["question_id"]]["question"]),
+            image=str(images / f"COCO_val2014_{int(a['image_id']):012d}.jpg"),
+            answers=tuple(ans["answer"] for ans in a["answers"]),
+            meta={"answer_type": a.get("answer_type", ""), "question_type": a.get("question_type", "")},
         )
-        for q in select_subset(questions, ctx.max_examples, ctx.seed)
+        for a in select_subset(list(index.values()), ctx.max_examples)
     ]
     return _finish("vqav2", examples)
 
 
 def score_vqa(examples: Sequence[EvalExample], predictions: Sequence[str]) -> dict[str, float]:
-    """Official VQA soft accuracy, overall and per answer type when the examples carry one
-    (VQAv2: `accuracy_yes_no`, `accuracy_number`, `accuracy_other`)."""
+    """vlm-evaluation's `run_vqa_evaluation` (vqav2/eval.py `VQAEvaluator`): VQA accuracy overall and
+    per answer type when the examples carry one (`accuracy_yes_no`, `accuracy_number`,
+    `accuracy_other`); see `answers.vqav2_accuracy`."""
     scoring.check_lengths(predictions, examples)
-    scores = [scoring.vqa_soft_accuracy(p, ex.answers) for p, ex in zip(predictions, examples)]
-    metrics = {"accuracy": _mean(scores)}
+    scores = [scoring.vqav2_accuracy(p, ex.answers) for p, ex in zip(predictions, examples)]
+    metrics = {"accuracy": scoring.mean(scores)}
     by_type: dict[str, list[float]] = {}
     for ex, s in zip(examples, scores):
         if ex.meta.get("answer_type"):
             by_type.setdefault(_metric_suffix(ex.meta["answer_type"]), []).append(s)
-    metrics.update({f"accuracy_{t}": _mean(v) for t, v in sorted(by_type.items())})
+    metrics.update({f"accuracy_{t}": scoring.mean(v) for t, v in sorted(by_type.items())})
     return metrics
 
 
@@ -113,7 +124,8 @@ def score_vqa(examples: Sequence[EvalExample], predictions: Sequence[str]) -> di
 
 
 def load_gqa(ctx: LoadContext) -> list[EvalExample]:
-    """GQA testdev-balanced: `{question_id: {imageId, question, answer, ...}}`, one answer each."""
+    """GQA testdev-balanced: `{question_id: {imageId, question, answer, isBalanced, ...}}`, one answer
+    each, in file order."""
     questions: dict[str, dict[str, Any]] = read_json("gqa", _path(ctx, "gqa", "questions"), HINTS["gqa"])
     images = _path(ctx, "gqa", "images")
     examples = [
@@ -122,23 +134,28 @@ def load_gqa(ctx: LoadContext) -> list[EvalExample]:
             question=prompts.vqa(q["question"]),
             image=str(images / f"{q['imageId']}.jpg"),
             answers=(q["answer"],),
+            meta={"balanced": bool(q.get("isBalanced", True))},
         )
-        for qid, q in select_subset(list(questions.items()), ctx.max_examples, ctx.seed)
+        for qid, q in select_subset(list(questions.items()), ctx.max_examples)
     ]
     return _finish("gqa", examples)
 
 
 def score_gqa(examples: Sequence[EvalExample], predictions: Sequence[str]) -> dict[str, float]:
-    """Exact match after Prismatic's GQA normalisation (punctuation stripped, lowercased)."""
+    """gqa/eval.py's `Accuracy` on vlm-evaluation's cleaned predictions (`answers.gqa_match`), over the
+    balanced questions (the script scores only those; all of testdev-balanced is)."""
     scoring.check_lengths(predictions, examples)
-    return {"accuracy": _mean([scoring.exact_match(p, ex.answers[0]) for ex, p in zip(examples, predictions)])}
+    scores = [scoring.gqa_match(p, ex.answers[0])
+              for ex, p in zip(examples, predictions) if ex.meta.get("balanced", True)]
+    return {"accuracy": scoring.mean(scores)}
 
 
 # --- VizWiz -------------------------------------------------------------------------------
 
 
 def load_vizwiz(ctx: LoadContext) -> list[EvalExample]:
-    """VizWiz val: a list of `{image, question, answers: [{answer, answer_confidence}], answerable}`."""
+    """VizWiz val: a list of `{image, question, answers: [{answer, answer_confidence}], answerable}`,
+    in file order; the answers are kept as written (the reference compares them raw)."""
     records = read_json("vizwiz", _path(ctx, "vizwiz", "annotations"), HINTS["vizwiz"])
     images = _path(ctx, "vizwiz", "images")
     examples = [
@@ -147,15 +164,16 @@ def load_vizwiz(ctx: LoadContext) -> list[EvalExample]:
             question=prompts.vizwiz(r["question"]),
             image=str(images / r["image"]),
             answers=tuple(a["answer"] for a in r["answers"]),
-            meta={"answerable": bool(r.get("answerable", 1)), "answer_type": r.get("answer_type", "")},
+            meta={"answerable": int(r["answerable"]) == 1, "answer_type": r.get("answer_type", "")},
         )
-        for r in select_subset(records, ctx.max_examples, ctx.seed)
+        for r in select_subset(records, ctx.max_examples)
     ]
     return _finish("vizwiz", examples)
 
 
 def score_vizwiz(examples: Sequence[EvalExample], predictions: Sequence[str]) -> dict[str, float]:
-    """VQA soft accuracy overall / on answerable / on unanswerable questions."""
+    """vlm-evaluation's `VizWizScorer.score`: accuracy overall / answerable / unanswerable, and the
+    unanswerability F1 and average precision (see `scoring.vizwiz_accuracy`)."""
     return scoring.vizwiz_accuracy(
         predictions, [ex.answers for ex in examples], [bool(ex.meta.get("answerable", True)) for ex in examples]
     )
@@ -163,43 +181,79 @@ def score_vizwiz(examples: Sequence[EvalExample], predictions: Sequence[str]) ->
 
 # --- TextVQA ------------------------------------------------------------------------------
 
+_OCR_LINE = "\nReference OCR token:"
+
 
 def load_textvqa(ctx: LoadContext, *, ocr_tokens: bool = False) -> list[EvalExample]:
-    """TextVQA val: `{data: [{question_id, image_id, question, answers, ocr_tokens?}]}`.
+    """TextVQA val: `{data: [{question_id, image_id, question, answers, ocr_tokens?}]}`, in file order.
 
-    `ocr_tokens=True` puts the OCR tokens in the prompt (LLaVA-1.5 style), read from each entry's
-    `ocr_tokens` or else from the Rosetta OCR file; the registered benchmark asks without them,
-    so TextVQA measures reading text from pixels.
+    vlm-evaluation asks each question twice (`TextVQATaskRunner`): with the OCR tokens in the prompt
+    (`textvqa_ocr`, its "TextVQA-OCR") and without (`textvqa`, "TextVQA-Pure"). Its question texts come
+    from LLaVA-1.5's `textvqa_val_v051_ocr.jsonl`, paired with the val json by position: the OCR prompt
+    is that text, the plain one the text before "\nReference OCR token:". Without that file, the
+    plain prompt is the val json's question and the OCR prompt is rebuilt in LLaVA's form from each
+    entry's `ocr_tokens` (or the Rosetta OCR file), which need not be the tokens LLaVA's file lists.
     """
-    hint = HINTS["textvqa"]
-    records = read_json("textvqa", _path(ctx, "textvqa", "annotations"), hint)["data"]
-    records = select_subset(records, ctx.max_examples, ctx.seed)
+    name, hint = ("textvqa_ocr" if ocr_tokens else "textvqa"), HINTS["textvqa"]
+    records = read_json(name, _path(ctx, "textvqa", "annotations"), hint)["data"]
+    texts = _llava_questions(ctx, name, records)
+    index = {int(r["question_id"]): (r, texts[i] if texts else None) for i, r in enumerate(records)}
+    selected = select_subset(list(index.values()), ctx.max_examples)
     ocr: dict[str, list[str]] = {}
-    if ocr_tokens and any("ocr_tokens" not in r for r in records):
-        rosetta = read_json("textvqa", _path(ctx, "textvqa", "ocr"), hint)["data"]
+    if ocr_tokens and texts is None and any("ocr_tokens" not in r for r, _ in selected):
+        rosetta = read_json(name, _path(ctx, "textvqa", "ocr"), hint)["data"]
         ocr = {str(o["image_id"]): list(o["ocr_tokens"]) for o in rosetta}
     images = _path(ctx, "textvqa", "images")
     examples = []
-    for r in records:
-        tokens = r["ocr_tokens"] if "ocr_tokens" in r else ocr.get(str(r["image_id"]), [])
-        question = prompts.textvqa_with_ocr(r["question"], tokens) if ocr_tokens else prompts.vqa(r["question"])
+    for r, text in selected:
+        if text is not None:
+            question = prompts.vqa(text if ocr_tokens else text.split(_OCR_LINE)[0])
+        elif ocr_tokens:
+            tokens = r["ocr_tokens"] if "ocr_tokens" in r else ocr.get(str(r["image_id"]), [])
+            question = prompts.textvqa_with_ocr(r["question"], tokens)
+        else:
+            question = prompts.vqa(r["question"])
         examples.append(
             EvalExample(
                 qid=str(r["question_id"]),
                 question=question,
                 image=str(images / f"{r['image_id']}.jpg"),
                 answers=tuple(r["answers"]),
-                meta={"ocr_tokens": tuple(tokens)} if ocr_tokens else {},
             )
         )
-    return _finish("textvqa", examples)
+    require_images(name, [ex.image for ex in examples], hint)
+    return examples
+
+
+def _llava_questions(ctx: LoadContext, name: str, records: list[dict[str, Any]]) -> list[str] | None:
+    """The `text` of each line of LLaVA's OCR question file, aligned with `records`; None without it."""
+    for key in ("ocr_questions", "llava_ocr_questions"):
+        path = _path(ctx, "textvqa", key)
+        if path.exists():
+            break
+    else:
+        log.info("%s: no %s; prompts are built from the val json", name, PATHS["textvqa"]["ocr_questions"])
+        return None
+    lines = read_jsonl(name, path, HINTS["textvqa"])
+    texts = [str(line["text"]) for line in lines]
+    bad = [i for i, (t, r) in enumerate(zip(texts, records))
+           if t.split("\n")[0].strip().lower() != str(r["question"]).strip().lower()]
+    if len(texts) != len(records) or bad:
+        where = f"line {bad[0] + 1} asks {texts[bad[0]].splitlines()[0]!r}" if bad else f"{len(texts)} lines"
+        raise ValueError(
+            f"{name}: {path.name} does not match {PATHS['textvqa']['annotations']} line by line ({where}, "
+            f"for {len(records)} questions); both must be the released val files"
+        )
+    return texts
+
+
+def score_textvqa(examples: Sequence[EvalExample], predictions: Sequence[str]) -> dict[str, float]:
+    """m4c_evaluators.py `TextVQAAccuracyEvaluator.eval_pred_list` (see `answers.textvqa_accuracy`)."""
+    scoring.check_lengths(predictions, examples)
+    return {"accuracy": scoring.mean([scoring.textvqa_accuracy(p, ex.answers) for p, ex in zip(predictions, examples)])}
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 def _metric_suffix(label: str) -> str:
@@ -207,7 +261,11 @@ def _metric_suffix(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower())
 
 
-VQAV2 = register(Benchmark("vqav2", load_vqav2, score_vqa, max_new_tokens=16))
-GQA = register(Benchmark("gqa", load_gqa, score_gqa, max_new_tokens=16))
-VIZWIZ = register(Benchmark("vizwiz", load_vizwiz, score_vizwiz, max_new_tokens=16))
-TEXTVQA = register(Benchmark("textvqa", partial(load_textvqa, ocr_tokens=False), score_vqa, max_new_tokens=16))
+_BUDGET = prompts.MAX_NEW_TOKENS
+VQAV2 = register(Benchmark("vqav2", load_vqav2, score_vqa, max_new_tokens=_BUDGET))
+GQA = register(Benchmark("gqa", load_gqa, score_gqa, max_new_tokens=_BUDGET))
+VIZWIZ = register(Benchmark("vizwiz", load_vizwiz, score_vizwiz, max_new_tokens=_BUDGET))
+TEXTVQA = register(Benchmark("textvqa", partial(load_textvqa, ocr_tokens=False), score_textvqa, max_new_tokens=_BUDGET))
+TEXTVQA_OCR = register(
+    Benchmark("textvqa_ocr", partial(load_textvqa, ocr_tokens=True), score_textvqa, max_new_tokens=_BUDGET)
+)
