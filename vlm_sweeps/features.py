@@ -83,7 +83,7 @@ def space_key(backbone: torch.nn.Module, transform, dtype: torch.dtype) -> str:
     """Digest of everything a backbone's features depend on besides the image."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{type(backbone).__module__}.{type(backbone).__qualname__}|{getattr(backbone, 'kind', '')}|"
-             f"layers {getattr(backbone, 'layers', '')}|"
+             f"layers {getattr(backbone, 'layers', '')}|{backbone!r}|"  # the module tree: activations, norms
              f"{transform!r}|{dtype}|torch {torch.__version__}".encode())
     for name, tensor in backbone.state_dict().items():
         t = tensor.detach().cpu().contiguous()

@@ -22,7 +22,7 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
     from vlm_sweeps.models.llm import spec_problems
     from vlm_sweeps.models.projector import Projector
     from vlm_sweeps.models.prompts import FORMATS
-    from vlm_sweeps.models.vision import KINDS
+    from vlm_sweeps.models.vision import KINDS, weight_spec
     from vlm_sweeps.train.distributed import problems as parallel_problems
     from vlm_sweeps.train.stages import PARTS
 
@@ -38,6 +38,11 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
     for b in cfg.encoder.backbones:
         need(b.kind in KINDS, f"encoder={cfg.encoder.name}: unknown backbone kind {b.kind!r}; known: "
              f"{', '.join(KINDS)}")
+        if b.kind in KINDS:
+            try:  # an id the kind cannot resolve (an open_clip ARCH:TAG not in the zoo)
+                weight_spec(b.kind, b.id, f"encoder={cfg.encoder.name}")
+            except ValueError as err:
+                found.append(f"encoder={cfg.encoder.name}: {err}")
     need(cfg.projector.kind in Projector.KINDS, f"projector={cfg.projector.name}: kind {cfg.projector.kind!r}; known: "
          f"{', '.join(Projector.KINDS)}")
     found += _projector_problems(cfg.encoder, cfg.projector)
@@ -190,6 +195,13 @@ def _missing_weights(cfg: Any) -> list[str]:
     from vlm_sweeps.models.vision import KINDS
 
     if spec_problems(llm_spec(cfg.llm)) or any(b.kind not in KINDS for b in cfg.encoder.backbones):
+        return []  # already reported above
+    try:
+        from vlm_sweeps.models.vision import weight_spec
+
+        for b in cfg.encoder.backbones:
+            weight_spec(b.kind, b.id, f"encoder={cfg.encoder.name}")
+    except ValueError:
         return []  # already reported above
     absent = weights.missing(cfg)
     if not absent:

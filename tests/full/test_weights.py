@@ -47,6 +47,44 @@ def test_models_dir_then_env_then_hf_cache(tmp_path, models_dir, empty_hf_cache,
     assert weights.locate(spec, None) == snap
 
 
+def _cache_snapshot(cache, source, repo: str, rev: str, main: bool):
+    """A Hugging Face cache entry as huggingface_hub lays it out: snapshots/<rev> (+ refs/main)."""
+    base = cache / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(source, base / "snapshots" / rev)
+    if main:
+        (base / "refs").mkdir(exist_ok=True)
+        (base / "refs" / "main").write_text(rev)
+    return base / "snapshots" / rev
+
+
+def test_caches_are_read_through_huggingface_hub(tmp_path, models_dir, empty_hf_cache, monkeypatch):
+    spec = weights.WeightSpec(IDS["clip"], "transformers", "encoder=clip")
+    # a Hugging Face cache kept inside models_dir is searched before the standard one
+    kept = tmp_path / "kept"
+    in_models_dir = _cache_snapshot(kept, models_dir / IDS["clip"], IDS["clip"], "r1", main=True)
+    in_standard = _cache_snapshot(empty_hf_cache, models_dir / IDS["clip"], IDS["clip"], "r2", main=True)
+    assert weights.candidates(spec, kept)[:2] == [kept / IDS["clip"], in_models_dir]
+    assert weights.locate(spec, kept) == in_models_dir
+    assert weights.locate(spec, None) == in_standard
+    # `main` incomplete (an interrupted download): another cached revision that is complete is taken
+    (in_standard / "config.json").unlink()
+    older = _cache_snapshot(empty_hf_cache, models_dir / IDS["clip"], IDS["clip"], "r0", main=False)
+    assert weights.locate(spec, None) == older
+    # the standard cache is where huggingface_hub puts it: HF_HUB_CACHE, else HF_HOME/hub, read now
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert weights.hf_cache_dir() == tmp_path / "home" / "hub"
+    assert weights.locate(spec, None) is None
+
+
+def test_required_asks_each_backbone_kind(tmp_path, empty_hf_cache):
+    """Backbone specs come from the kind's own entry (models/vision.py KINDS), any kind."""
+    cfg = compose_full(["encoder=dinosiglip2"], tmp_path)
+    assert [(s.library, s.repo) for s in weights.required(cfg)] == [
+        ("timm", IDS["dinov2"]), ("open_clip", "timm/ViT-SO400M-14-SigLIP2-378"), ("transformers", IDS["llama2"])]
+
+
 def test_an_incomplete_download_is_not_taken_for_weights(tmp_path, models_dir, empty_hf_cache):
     partial = tmp_path / "partial"
     shutil.copytree(models_dir, partial)

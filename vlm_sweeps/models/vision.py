@@ -327,14 +327,19 @@ class BackboneKind:
 
 
 def _open_clip_build(*args, **kwargs) -> VisionBackbone:  # (kind, id, image_size, shrink, pretrained, models_dir, layers=)
-    import inspect
+    import zlib
 
     from vlm_sweeps.models.open_clip_backbone import build_open_clip
 
-    if "layers" not in inspect.signature(build_open_clip).parameters:  # TEMP until open_clip takes layers
-        if tuple(kwargs.pop("layers", ("-2",))) != ("-2",):
-            raise ValueError("open_clip backbones: only features=penultimate for now")
-    return build_open_clip(*args, **kwargs)
+    kind, model_id, _, _, pretrained, *_ = args
+    if pretrained:
+        return build_open_clip(*args, **kwargs)
+    # Zoo models of one architecture differ only in their weights (DataComp, DFN, MetaCLIP ViT-L/14): at
+    # tiny scale their random weights differ too, drawn from the job's seed and the id, so that a sweep
+    # over them is not a sweep over a label. The job's own random stream is left where it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((torch.initial_seed() + zlib.crc32(str(model_id).encode())) % 2**63)
+        return build_open_clip(*args, **kwargs)
 
 
 def _open_clip_weights(*args, **kwargs):
@@ -366,7 +371,7 @@ def build_backbone(kind: str, model_id: str, image_size: int, shrink, pretrained
 
 
 def check_same_grid(backbones: list[VisionBackbone]) -> None:
-    grids = {b.kind: b.shape.grid for b in backbones}
+    grids = {f"{b.kind}:{getattr(b, 'model_id', i)}": b.shape.grid for i, b in enumerate(backbones)}
     if len(set(grids.values())) > 1:
         raise ValueError(f"fused backbones need the same patch grid to concatenate features, got {grids}")
 
