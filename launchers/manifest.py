@@ -26,6 +26,7 @@ class JobEntry:
     run_id: str | None = None  # the FINISHED run that made it skip
     align_signature: str | None = None  # of its align stage, when it shares one (launchers.align)
     depends_on: str | None = None  # the align job it waits for (afterok)
+    evaluate_only: list[str] | None = None  # trained already (run_id): the job evaluates these benchmarks only
 
 
 @dataclass

@@ -117,14 +117,24 @@ def _select(jobs: list[FrozenJob], entries: dict[int, manifest.JobEntry], option
         entry, done = entries[job.num], finished[target(job)]
         if job.signature in seen:
             entry.skipped = "duplicate"
-        elif job.signature in done:
+        elif job.signature in done and not _lacking(job, done[job.signature]):
             entry.skipped, entry.run_id = "finished", done[job.signature].info.run_id
+        elif job.signature in done:  # trained: the job only evaluates what its run lacks (no training)
+            entry.run_id, entry.evaluate_only = done[job.signature].info.run_id, _lacking(job, done[job.signature])
+            todo.append(job)
         elif job.signature in active:
             entry.skipped, entry.job_id = "active", active[job.signature]
         else:
             todo.append(job)
         seen.add(job.signature)
     return todo
+
+
+def _lacking(job: FrozenJob, run: Any) -> list[str]:
+    """The benchmarks of the job's suite its FINISHED run has not evaluated (vlm_sweeps/eval/pending.py)."""
+    from vlm_sweeps.eval import pending
+
+    return pending.lacking_for(job.config, run.data.metrics, run.data.tags, run.data.params)
 
 
 def _active(root: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -257,6 +267,10 @@ def _report(record: manifest.Manifest, submitted: list[tuple], align_submitted: 
     if reused:
         print(f"  {len(reused)} align stage{'s' if len(reused) > 1 else ''} already trained (loaded by their jobs): "
               + ", ".join(a.align_signature for a in reused))
+    evaluating = [j for j in jobs if j.evaluate_only and not j.skipped]
+    if evaluating:
+        print(f"  {len(evaluating)} already trained: evaluation only, nothing trains ("
+              + "; ".join(f"{j.signature}: {', '.join(j.evaluate_only)}" for j in evaluating) + ")")
     if skipped["finished"]:
         print(f"  {len(skipped['finished'])} already finished (skipped): "
               + ", ".join(j.signature for j in skipped["finished"]))

@@ -188,6 +188,19 @@ class EvalConf:
 
 
 @dataclass
+class StudyConf:
+    """Which study a job belongs to (`+study=NAME`, conf/study/; expanded by hydra/sweeper=ablation).
+    Not part of a job's signature: the same model trained for two studies is one job."""
+
+    name: Optional[str] = None  # tag vlm_sweeps.study
+    experiment: Optional[str] = None  # this job's experiment id, e.g. the paper's registry id (tag vlm_sweeps.experiment)
+    section: Optional[str] = None  # its section of the study, e.g. "4.2" (tag vlm_sweeps.section)
+    seeds: int = 1  # replicates: each configuration with seeds seed, seed+1, ... (hydra/sweeper=ablation)
+    baseline: List[str] = field(default_factory=list)  # overrides that make the study's controlled baseline
+    experiments: List[Dict[str, Any]] = field(default_factory=list)  # [{id, section, overrides: [...]}]
+
+
+@dataclass
 class PathsConf:
     root: str = ".vlm_sweeps"  # relative to the working directory; runs/ and cache/ live here
     cache_dir: str = "${paths.root}/cache"
@@ -244,15 +257,17 @@ class Config:
     epochs: float = 1.0  # finetune epochs, fractional allowed (1.5 = one and a half passes)
     seed: int = 7
     eval: EvalConf = field(default_factory=EvalConf)
+    study: StudyConf = field(default_factory=StudyConf)
     paths: PathsConf = field(default_factory=PathsConf)
     run: RunConf = field(default_factory=RunConf)
     # Keys that do not change a job's result: left out of its signature (identity.py).
     identity_exclude: List[str] = field(
-        default_factory=lambda: ["paths", "tracking", "run", "identity_exclude",
-                                 # memory layout (gradients equal the whole batch's) and evaluation plumbing
+        default_factory=lambda: ["paths", "tracking", "run", "identity_exclude", "study",
+                                 # memory layout (gradients equal the whole batch's)
                                  "scale.align.micro_batch_size", "scale.finetune.micro_batch_size",
-                                 "eval.continue_on_missing", "eval.cache", "eval.run_id", "eval.checkpoint",
-                                 "eval.harness", "eval.tasks", "eval.include_path"]
+                                 # what only evaluation reads: a signature names a trained model, and a
+                                 # re-run evaluates what its FINISHED run lacks (eval/pending.py)
+                                 "benchmarks", "eval"]
     )
 
 

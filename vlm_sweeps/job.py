@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from vlm_sweeps import atomic, identity, locks, naming, tracking, tracking_process, validate
 from vlm_sweeps.config import to_container
 from vlm_sweeps.data.checks import check_data, llava_files  # noqa: F401  (re-exported: job.check_data)
+from vlm_sweeps.eval import pending
 from vlm_sweeps.eval.evaluation import evaluate
 from vlm_sweeps.redact import redact_uri
 from vlm_sweeps.setup import Setup, device_of, load_tokenizer, seed_everything, setup  # noqa: F401
@@ -39,6 +40,7 @@ class JobResult:
     skipped: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     dry_run: bool = False  # run.dry_run: only the estimates were printed; nothing trained or tracked
+    evaluated: list[str] = field(default_factory=list)  # a FINISHED run's lacking benchmarks, evaluated now
 
 
 def axes_of(cfg: Any) -> dict[str, str]:
@@ -162,11 +164,22 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
     FINISHED run that makes this job a skip."""
     tracker = tracking_process.open_tracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
                                             separate_process=cfg.tracking.get("process", True))
-    done = tracker.finished_run(signature)
+    done = tracker.finished_record(signature)
     axes = axes_of(cfg)
     if done is not None:
-        log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done[0])
-        return JobResult(signature, done[0], done[1], skipped=True)
+        lacking = pending.lacking_for(cfg, done["metrics"], done["tags"], done["params"])
+        if not lacking:
+            log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done["run_id"])
+            return JobResult(signature, done["run_id"], done["metrics"], skipped=True)
+        # the trained model is there: evaluate what its run lacks, on its checkpoint; nothing trains
+        log.info("%s [%s] FINISHED in run %s, without %s: evaluating them on its checkpoint", run_name(axes),
+                 signature, done["run_id"], ", ".join(lacking))
+        tracker.attach(done["run_id"])
+        metrics = evaluate_finished(cfg, tracker, checkpointer, done, lacking)
+        return JobResult(signature, done["run_id"], {**done["metrics"], **metrics}, skipped=True,
+                         evaluated=lacking)
+    study = {naming.TAG_STUDY: cfg.study.name, naming.TAG_EXPERIMENT: cfg.study.experiment,
+             naming.TAG_SECTION: cfg.study.section}
     saved = checkpointer.load()
     if saved is not None and saved.get("run_id") in tracker.unfinished(signature):
         run_id = tracker.reopen(saved["run_id"], sweep_id)  # the same MLflow run, continued
@@ -180,6 +193,9 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
                         redact_uri(tracker.uri), aside)
         run_id = tracker.start(signature, to_container(cfg), axes, sweep_id, run_name(axes))
         log.info("%s [%s] -> MLflow run %s in %s", run_name(axes), signature, run_id, redact_uri(tracker.uri))
+    study = {k: str(v) for k, v in study.items() if v is not None}
+    if study:
+        tracker.set_tags(study)
     return tracker
 
 
@@ -218,12 +234,54 @@ def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | track
         tracker.set_tag(f"{naming.TAG_FEATURE_CACHE}.{stage_name}",
                         f"hits={stats.hits} misses={stats.misses} written={stats.written} evicted={stats.evicted}")
     timings["job_s"] = time.perf_counter() - t0
-    tracker.log_metrics({**metrics, naming.VISUAL_TOKENS: float(s.model.num_visual_tokens)}, step)
+    evaluated = [b for b in cfg.benchmarks.suite if b not in skipped]
+    metrics = log_evaluation(cfg, tracker, metrics, predictions, evaluated, step, first=True)
+    tracker.log_metrics({naming.VISUAL_TOKENS: float(s.model.num_visual_tokens)}, step)
     tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)
-    for name, rows in predictions.items():
-        tracker.log_records(rows, f"predictions/{name}.jsonl")
     s.dist.barrier()
     return metrics, timings
+
+
+def log_evaluation(cfg: Any, tracker: Any, metrics: dict[str, float], predictions: dict[str, list[dict]],
+                   evaluated: list[str], step: int, first: bool) -> dict[str, float]:
+    """Log an evaluation into the job's run: `blind/` before every name for the blind control, the
+    predictions as artifacts, and (after the first) which slim size each benchmark was evaluated on."""
+    prefix = naming.BLIND_PREFIX if cfg.eval.blind else ""
+    metrics = {prefix + k: v for k, v in metrics.items()}
+    tracker.log_metrics(metrics, step)
+    for name, rows in predictions.items():
+        tracker.log_records(rows, f"predictions/{prefix}{name}.jsonl")
+    if not first or cfg.eval.blind:
+        setting = pending.setting(cfg.benchmarks.max_examples)
+        tracker.set_tags({pending.evaluated_tag(b, bool(cfg.eval.blind)): setting for b in evaluated})
+    return metrics
+
+
+def evaluate_finished(cfg: Any, tracker: Any, checkpointer: Checkpointer, done: dict, lacking: list[str]
+                      ) -> dict[str, float]:
+    """The benchmarks `lacking` of a FINISHED run, on the trained model of its checkpoint, logged
+    into that run (it stays FINISHED). No checkpoint: say so and what to do."""
+    import copy
+
+    saved = checkpointer.load()
+    if saved is None or "model" not in saved:
+        raise validate.ConfigError([
+            f"run {done['run_id']} is FINISHED but lacks {', '.join(lacking)}, and its checkpoint {checkpointer.path} "
+            "is gone, so it cannot be evaluated without training again: evaluate a copy of the checkpoint with "
+            f"`python -m vlm_sweeps.evaluate eval.run_id={done['run_id']} eval.checkpoint=PATH`, or delete the run "
+            f"(`mlflow runs delete --run-id {done['run_id']}`) and re-run to train it again"])
+    t0 = time.perf_counter()
+    sub = copy.deepcopy(cfg)
+    sub.benchmarks.suite = list(lacking)
+    s = setup(sub)
+    s.model.load_state_dict(saved["model"], strict=False)
+    skipped: list[str] = []
+    metrics, predictions = evaluate(sub, s, skipped=skipped)
+    evaluated = [b for b in lacking if b not in skipped]
+    logged = log_evaluation(sub, tracker, metrics, predictions, evaluated, done["steps"], first=False)
+    log.info("evaluated %s on the checkpoint of run %s in %.1f s", ", ".join(evaluated), done["run_id"],
+             time.perf_counter() - t0)
+    return logged
 
 
 def run_align(cfg: Any) -> dict[str, str]:

@@ -80,6 +80,14 @@ DEAD_AFTER = 4  # heartbeats missed before a RUNNING run counts as dead
 TAG_HOST = TAG_PREFIX + "host"  # hostname of the process that holds the run
 TAG_PID = TAG_PREFIX + "pid"  # its process id
 TAG_COMMAND = TAG_PREFIX + "command"  # the command line that runs (and resumes) this job, credentials redacted
+# Studies (conf/study/, hydra/sweeper=ablation): the study's name, each job's experiment id (the
+# paper's registry id for +study=prismatic) and its section ("4.1" ... "4.4", "prism").
+TAG_STUDY = TAG_PREFIX + "study"
+TAG_EXPERIMENT = TAG_PREFIX + "experiment"
+TAG_SECTION = TAG_PREFIX + "section"
+# Evaluations after the first, on a FINISHED run's checkpoint: TAG_EVALUATED + "[blind/]<benchmark>" holds
+# the slim size it was evaluated with (benchmarks.max_examples; eval/pending.py)
+TAG_EVALUATED = TAG_PREFIX + "evaluated."
 BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"

@@ -55,7 +55,10 @@ def main(cfg: DictConfig) -> dict[str, float]:
         raise SystemExit(1) from None
     if result.dry_run:
         return {}
-    state = "skipped (already finished)" if result.skipped else "finished"
+    if result.evaluated:
+        state = f"already trained: evaluated {', '.join(result.evaluated)} on its checkpoint"
+    else:
+        state = "skipped (already finished)" if result.skipped else "finished"
     headline = {k: v for k, v in sorted(result.metrics.items()) if not k.startswith(("train/", "time/"))}
     print(f"[{result.signature}] {state}: run {result.run_id}")
     for key, value in headline.items():

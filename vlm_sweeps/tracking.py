@@ -152,6 +152,22 @@ class JobTracker:
         done = self.finished(signature)
         return None if done is None else (done.info.run_id, dict(done.data.metrics))
 
+    def finished_record(self, signature: str) -> dict | None:
+        """The FINISHED run with this signature, as plain data: its id, metrics, the tags and params
+        that say what it was evaluated on (eval/pending.py), its optimizer steps."""
+        done = self.finished(signature)
+        if done is None:
+            return None
+        tags = {k: v for k, v in done.data.tags.items() if k.startswith(naming.TAG_EVALUATED)}
+        params = {k: v for k, v in done.data.params.items() if k.startswith("benchmarks.")}
+        return {"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "tags": tags, "params": params,
+                "steps": int(done.data.tags.get(naming.TAG_TOTAL_STEPS, 0) or 0)}
+
+    def attach(self, run_id: str) -> str:
+        """Log into an existing run (a FINISHED one getting more evaluations) without reopening it."""
+        self.run_id = run_id
+        return run_id
+
     def unfinished(self, signature: str) -> set[str]:
         """Ids of this signature's runs that did not finish (a checkpoint of one resumes it)."""
         return {r.info.run_id for r in self.find(signature) if r.info.status != "FINISHED"}

@@ -158,6 +158,13 @@ class RemoteTracker:
     def unfinished(self, signature: str) -> set[str]:
         return self._call("unfinished", signature)
 
+    def finished_record(self, signature: str) -> dict | None:
+        return self._call("finished_record", signature)
+
+    def attach(self, run_id: str) -> str:
+        self.run_id = self._call("attach", run_id)
+        return self.run_id
+
     def start(self, *args: Any, **kwargs: Any) -> str:
         self.run_id = self._call("start", *args, **kwargs)
         return self.run_id
