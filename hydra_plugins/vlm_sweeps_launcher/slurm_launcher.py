@@ -38,9 +38,9 @@ def _default_classes() -> Dict[str, Any]:
         # pretrained 7B-class models: one GPU per job
         "gpu": {"when": {"scale.name": "full"},
                 "resources": {"gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64, "timeout_min": 720}},
-        # 13B LLMs: two GPUs (two tasks, one per GPU, sharding the model: run.parallel=auto is fsdp)
-        # and more host memory
-        "llm_13b": {"when": {"scale.name": "full", "llm.arch": "llama2-13b"},
+        # 13B LLMs (Llama-2 13B, Vicuna 13B: 5120 wide, 40 layers): two GPUs (two tasks, one per GPU,
+        # sharding the model: run.parallel=auto is fsdp) and more host memory
+        "llm_13b": {"when": {"scale.name": "full", "llm.config.hidden_size": 5120, "llm.config.num_hidden_layers": 40},
                     "resources": {"gpus_per_node": 2, "tasks_per_node": 2, "cpus_per_task": 8, "mem_gb": 128}},
     }
 
