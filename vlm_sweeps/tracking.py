@@ -72,7 +72,9 @@ def _ensure_experiment(uri: str, name: str, location: str | None = None) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=location)
+        # a model-training experiment: MLflow's UI opens it on its runs table, not the GenAI view
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except MlflowException:  # created meanwhile by another process (a server's store)
         return client.get_experiment_by_name(name).experiment_id
 
@@ -93,38 +95,124 @@ def find_sweep_run(client, experiment_id: str, sweep_id: str):
     return runs[0] if runs else None
 
 
-def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[str]) -> str:
-    """The parent run that groups a sweep's jobs in the MLflow UI (created once per sweep)."""
+def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[str],
+                    tags: dict[str, str] | None = None) -> str:
+    """The parent run that groups a sweep's jobs in the MLflow UI (created once per sweep). The
+    experiment is tagged as a model-training one (`mlflow.experimentKind`): MLflow 3's UI opens an
+    untagged experiment in its GenAI view, a tagged one on its runs table."""
     exp_id = ensure_experiment(uri, experiment)
     client = _client(uri)
+    kind_tag, kind = "mlflow.experimentKind", "custom_model_development"
+    if client.get_experiment(exp_id).tags.get(kind_tag) != kind:
+        client.set_experiment_tag(exp_id, kind_tag, kind)
     existing = find_sweep_run(client, exp_id, sweep_id)
     if existing is not None:
         return existing.info.run_id
     run = client.create_run(exp_id, run_name=f"sweep {sweep_id}", tags={
         naming.TAG_KIND: naming.KIND_SWEEP, naming.TAG_SWEEP_ID: sweep_id,
-        naming.TAG_PREFIX + "overrides": redact_text(" ".join(overrides))[:5000]})
+        naming.TAG_PREFIX + "overrides": redact_text(" ".join(overrides))[:5000], **(tags or {})})
     return run.info.run_id
 
 
 class SweepCallback(Callback):
-    """Hydra callback: before a multirun's jobs start, create the store, experiment and parent run."""
+    """Hydra callback: before a multirun's jobs start, create the store, experiment and parent run;
+    at its end (when the launcher waited for the jobs), log the sweep's comparison table on the
+    parent run (`comparison.json`: one row per job, its axes, status and headline metrics) and
+    close it. A plan-only sweep (hydra.sweeper.dry) or a dry run (run.dry_run) tracks nothing."""
+
+    COMPARISON_TABLE = "comparison.json"  # artifact of a sweep's parent run (mlflow.log_table)
+    PLAN_FILE = "plan.json"  # <sweep dir>/plan.json, written by hydra/sweeper=ablation (and grid, basic)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        if self.tracks_nothing(config):
+            return
         uri = resolve_uri(config.tracking.uri)
         sweep_id = Path(config.hydra.sweep.dir).name
         overrides = list(config.hydra.overrides.task)
-        run_id = start_sweep_run(uri, config.tracking.experiment, sweep_id, overrides)
+        study = config.get("study") or {}
+        tags = {naming.TAG_STUDY: str(study.get("name"))} if study.get("name") else {}
+        run_id = start_sweep_run(uri, config.tracking.experiment, sweep_id, overrides, tags)
         log.info("sweep %s: tracking in %s (parent run %s)", sweep_id, redact_uri(uri), run_id)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        if self.tracks_nothing(config):
+            return
         if config.hydra.launcher.get("wait", True) is False:
             return  # a non-blocking submit: the sweep's jobs are still queued, its run stays open
         uri = resolve_uri(config.tracking.uri)
         client = _client(uri)
         exp = client.get_experiment_by_name(config.tracking.experiment)
-        parent = find_sweep_run(client, exp.experiment_id, Path(config.hydra.sweep.dir).name) if exp else None
+        sweep_dir = Path(config.hydra.sweep.dir)
+        parent = find_sweep_run(client, exp.experiment_id, sweep_dir.name) if exp else None
         if parent is not None and parent.info.status == "RUNNING":
+            try:
+                rows = self.comparison_rows(client, exp.experiment_id, sweep_dir)
+                if rows:
+                    client.log_table(parent.info.run_id, self.columns(rows), self.COMPARISON_TABLE)
+                    log.info("sweep %s: comparison of %d jobs logged on parent run %s (%s)", sweep_dir.name,
+                             len(rows), parent.info.run_id, self.COMPARISON_TABLE)
+            except Exception as err:  # the jobs' results are in their runs; the summary is a convenience
+                log.warning("sweep %s: comparison table not logged: %s", sweep_dir.name, error_message(err))
             client.set_terminated(parent.info.run_id, "FINISHED")
+
+    @staticmethod
+    def tracks_nothing(config: Any) -> bool:
+        sweeper = config.hydra.get("sweeper") or {}
+        return bool(sweeper.get("dry", False)) or bool((config.get("run") or {}).get("dry_run", False))
+
+    @classmethod
+    def comparison_rows(cls, client: Any, experiment_id: str, sweep_dir: Path) -> list[dict]:
+        """One row per job of the sweep: its number, the study's experiment id and section (from the
+        sweep's plan: also right for a job that reused a run another sweep trained), the run, the
+        design axes (naming.AXIS_TABLE) and seed, the status and the headline metric of each
+        benchmark present (naming.headline_metric). Without a plan (another sweeper): the runs
+        tagged with the sweep id."""
+        try:
+            planned = json.loads((sweep_dir / cls.PLAN_FILE).read_text())["jobs"]
+        except (OSError, ValueError, KeyError):
+            planned = None
+        if planned is None:
+            runs = client.search_runs([experiment_id], filter_string=(
+                f"tags.`{naming.TAG_SWEEP_ID}` = '{sweep_dir.name}' and "
+                f"tags.`{naming.TAG_KIND}` = '{naming.KIND_JOB}'"))
+            jobs = [({}, run) for run in runs]
+        else:
+            jobs = []
+            for job in planned:
+                if job.get("num") is None:
+                    continue  # a duplicate of another job: that job's row is its row
+                found = client.search_runs([experiment_id], filter_string=(
+                    f"tags.`{naming.TAG_SIGNATURE}` = '{job['signature']}' and tags.`{naming.TAG_KIND}` = "
+                    f"'{naming.KIND_JOB}'"), order_by=["attributes.start_time DESC"])
+                run = next((r for r in found if r.info.status == "FINISHED"), found[0] if found else None)
+                jobs.append((job, run))
+        rows = []
+        for job, run in jobs:
+            params = run.data.params if run is not None else {}
+            metrics = run.data.metrics if run is not None else {}
+            tags = run.data.tags if run is not None else {}
+            axes = job.get("axes") or {}
+            row: dict[str, Any] = {"job": job.get("num"),
+                                   "experiment": job.get("label") or tags.get(naming.TAG_EXPERIMENT),
+                                   "section": job.get("section") or tags.get(naming.TAG_SECTION),
+                                   "run_id": run.info.run_id if run is not None else None}
+            for axis in (*naming.design_axes(), "seed"):
+                row[axis] = axes.get(axis, params.get(axis))
+            row["status"] = run.info.status if run is not None else "NOT RUN"
+            row["signature"] = job.get("signature") or tags.get(naming.TAG_SIGNATURE)
+            for key in sorted(metrics):
+                if key.count("/") == 1 and key == naming.headline_metric(key.split("/", 1)[0]):
+                    row[key] = metrics[key]
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def columns(rows: list[dict]) -> dict[str, list]:
+        """Rows as the columns mlflow.log_table takes; a metric a job lacks is None in its row.
+        Columns with no value in any row (no study: experiment, section) are left out."""
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        keys = [k for k in keys if any(row.get(k) is not None for row in rows)]
+        return {k: [row.get(k) for row in rows] for k in keys}
 
 
 class JobTracker:

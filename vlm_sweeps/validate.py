@@ -32,6 +32,8 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
         if not ok:
             found.append(message)
 
+    need("seeds" not in cfg, "+seeds=N: replicates are a sweep: run with -m (e.g. `python -m vlm_sweeps.run -m "
+         "+seeds=3`), which runs seed, seed+1, ..., seed+N-1")
     need(_positive(cfg.epochs), f"epochs={cfg.epochs}: must be a positive finite number of finetune passes "
          "(e.g. epochs=1, 1.5, 2)")
     need(len(cfg.encoder.backbones) >= 1, f"encoder={cfg.encoder.name}: lists no backbone")
