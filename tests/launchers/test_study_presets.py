@@ -101,7 +101,7 @@ def study_plan(tmp_path, monkeypatch):
 
 def test_the_study_is_the_papers_registry_at_full_scale(study_plan):
     planned, configs, sweeper, what = study_plan(["+study=prismatic", "scale=full"])
-    assert sweeper.mode == "ablation"  # +study=prismatic picks the sweeper itself
+    assert sweeper.mode == "grid"  # the default sweeper: a study lists its own jobs in any mode
     assert [p.label for p in planned] == list(REGISTRY)
     assert "llama2-chat+13b" not in [p.label for p in planned]
     for p, cfg in zip(planned, configs):
@@ -155,7 +155,7 @@ def test_a_users_study_is_one_yaml_file(study_plan, tmp_path):
     mine = tmp_path / "studies" / "study"
     mine.mkdir(parents=True)
     (mine / "mine.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: ablation\n"
+        "# @package _global_\n"
         "study:\n  name: mine\n  baseline: [epochs=2]\n"
         "  experiments:\n    - {id: a, section: x, overrides: []}\n    - {id: b, section: x, overrides: [llm=phi2]}\n")
     planned, configs, _, _ = study_plan([f"hydra.searchpath=[file://{tmp_path / 'studies'}]", "+study=mine"])

@@ -7,7 +7,6 @@ candidates of a batch scored in one forward pass (no free generation, as in the 
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import Sequence
@@ -29,9 +28,23 @@ BLANK_RGB = (128, 128, 128)
 HARNESS_VERSION = 1
 
 
-def _cache_argument(llm) -> str:
-    """transformers >= 5.2x names the KV cache `cache` (in and out); earlier `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
+def _greedy_config(max_new_tokens: int, eos_token_id: int | None, pad_token_id: int | None):
+    """Plain greedy decoding for `generate`, whatever the checkpoint's generation_config.json says.
+
+    `generate` fills every field left None here from the model's own generation config (Llama-2 and
+    Llama-3.1 sample at temperature 0.6, top_p 0.9; Qwen2.5-instruct adds top_k 20 and
+    repetition_penalty 1.05; Qwen2.5 sets max_new_tokens 2048; Phi-3 several EOS ids), so each field
+    that could change a greedy token, the stopping point or the output type is set here. The
+    sampling-only ones do nothing without `do_sample`, but inherited they draw a "generation flags
+    are not valid" warning: they are pinned to their neutral values. `max_length` and `min_length`
+    stay unset (`max_new_tokens` and `min_new_tokens` take precedence; setting them too warns)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens, min_new_tokens=0, do_sample=False, num_beams=1, num_return_sequences=1,
+        temperature=1.0, top_k=50, top_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
+        cache_implementation="dynamic", eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+        return_dict_in_generate=False)
 
 
 @dataclass
@@ -94,68 +107,69 @@ class Answerer:
 
     @torch.no_grad()
     def generate(self, examples: Sequence[EvalExample], max_new_tokens: int) -> list[str]:
-        """Greedy decoding of a batch; stops per row at EOS."""
-        model, llm = self.model, self.model.llm
+        """Greedy decoding of a batch through transformers' `generate` (KV cache, left padding);
+        stops per row at EOS. The same texts as batch size 1, and as the hand-written loop this
+        replaced (tests/unit/test_harness.py keeps that loop as the reference)."""
+        if max_new_tokens <= 0:  # `generate` refuses a zero budget
+            return ["" for _ in examples]
+        eos = self.tokenizer.eos_token_id
         with self._autocast():
             image_embeds = self._image_embeds(examples)
             ids = [torch.tensor(self._prompt_ids(ex), device=self.device) for ex in examples]
-            embeds, mask, pos, _ = model.build_inputs(image_embeds, ids, padding_side="left")
-            # logits_to_keep=1: the prefill only needs the last position's logits
-            out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-            cache_arg = _cache_argument(llm)
-            eos = self.tokenizer.eos_token_id
-            done = torch.zeros(len(examples), dtype=torch.bool, device=self.device)
-            generated: list[torch.Tensor] = []
-            for _ in range(max_new_tokens):
-                next_ids = out.logits[:, -1].argmax(-1)
-                next_ids = torch.where(done, torch.full_like(next_ids, eos), next_ids)
-                generated.append(next_ids)
-                done |= next_ids == eos
-                if bool(done.all()):
-                    break
-                mask = torch.cat([mask, mask.new_ones(len(examples), 1)], dim=1)
-                pos = pos[:, -1:] + 1
-                out = llm(input_ids=next_ids[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
-                          **{cache_arg: getattr(out, cache_arg)})
-        tokens = torch.stack(generated, dim=1).tolist() if generated else [[] for _ in examples]
+            # position ids are left to `generate`: it derives them from the mask (cumsum - 1, padding
+            # at 0) exactly as build_inputs does, and extends them by one per new token
+            embeds, mask, _, _ = self.model.build_inputs(image_embeds, ids, padding_side="left")
+            config = _greedy_config(max_new_tokens, eos, self.tokenizer.pad_token_id)
+            # inputs_embeds without input_ids: the result holds only the new tokens, [B, <= max_new_tokens]
+            # (rows finished early are filled with the pad id)
+            tokens = self.model.llm.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=config)
         texts = []
-        for row in tokens:
+        for row in tokens.tolist():
             row = row[: row.index(eos)] if eos in row else row
             texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
         return texts
 
     @torch.no_grad()
     def choose(self, examples: Sequence[EvalExample]) -> list[str]:
-        """For each example, the candidate in `choices` with the highest summed log-probability."""
+        """For each example, the candidate in `choices` with the highest log-likelihood (the first
+        one on a tie, as `np.argmax`), carrying every candidate's probability renormalised over the
+        candidates, as vlm-evaluation's `return_string_probabilities` computes them: when every
+        candidate is one token (its case: "Yes"/"No", "True"/"False", letters), the next-token
+        distribution after the prompt, read at the candidates' tokens; otherwise each candidate's
+        summed log-probability, softmaxed. Each answer is an `examples.Choice`: a str equal to the
+        candidate, with `.probabilities` (float32, as vlm-evaluation keeps them).
+
+        Examples are scored one at a time, so that nothing about an answer (choice or probabilities)
+        depends on which other examples share its batch (padding and kernel shapes move logits by
+        ~1e-6, enough to change a probability, though not the choice)."""
+        from vlm_sweeps.eval.examples import Choice
+
         model = self.model
-        with self._autocast():
-            image_embeds = self._image_embeds(examples)
-            rows, owners, candidates, spans = [], [], [], []
-            for i, ex in enumerate(examples):
-                prompt = self._prompt_ids(ex)
-                for choice in ex.choices:
-                    cand = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
-                    rows.append(torch.tensor(prompt + cand, device=self.device))
-                    owners.append(i)
-                    candidates.append(choice)
-                    spans.append((len(prompt), len(cand)))
-            index = torch.tensor(owners, device=self.device)
-            repeated = image_embeds[index] if image_embeds is not None else None
-            embeds, mask, pos, _ = model.build_inputs(repeated, rows, padding_side="right")
-            logprobs = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
-                                 use_cache=False).logits.float().log_softmax(-1)
-        offset = model.num_patches if image_embeds is not None else 0
-        scores = []
-        for r, (start, length) in enumerate(spans):
-            # token t of the candidate sits at sequence position offset+start+t, predicted at -1
-            positions = torch.arange(start, start + length, device=self.device) + offset
-            targets = rows[r][start:start + length]
-            scores.append(logprobs[r, positions - 1, targets].sum().item())
-        best: dict[int, tuple[float, str]] = {}
-        for i, choice, score in zip(owners, candidates, scores):
-            if i not in best or score > best[i][0]:
-                best[i] = (score, choice)
-        return [best[i][1] for i in range(len(examples))]
+        chosen = []
+        for ex in examples:
+            prompt = self._prompt_ids(ex)
+            candidates = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in ex.choices]
+            single_token = all(len(c) == 1 for c in candidates)
+            # one row (the prompt) when the candidates are single tokens, else prompt + candidate per row
+            rows = [torch.tensor(prompt, device=self.device)] if single_token else \
+                [torch.tensor(prompt + c, device=self.device) for c in candidates]
+            with self._autocast():
+                image_embeds = self._image_embeds([ex])
+                repeated = image_embeds.expand(len(rows), *image_embeds.shape[1:]) if image_embeds is not None else None
+                embeds, mask, pos, _ = model.build_inputs(repeated, rows, padding_side="right")
+                logprobs = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                                     use_cache=False).logits.float().log_softmax(-1)
+            offset = model.num_patches if image_embeds is not None else 0
+            # token t of a candidate sits at sequence position offset+len(prompt)+t, predicted at -1
+            if single_token:
+                scores = [logprobs[0, offset + len(prompt) - 1, c[0]].item() for c in candidates]
+            else:
+                scores = [logprobs[r, torch.arange(len(c), device=self.device) + offset + len(prompt) - 1,
+                                   torch.tensor(c, device=self.device)].sum().item() for r, c in enumerate(candidates)]
+            best = max(range(len(scores)), key=lambda k: (scores[k], -k))  # first of equal maxima
+            probabilities = torch.tensor(scores, dtype=torch.float64).softmax(0).to(torch.float32).tolist()
+            chosen.append(Choice(ex.choices[best], probabilities))
+        return chosen
 
     def answer(self, examples: Sequence[EvalExample], batch_size: int, max_new_tokens: int,
                progress=None) -> list[str]:

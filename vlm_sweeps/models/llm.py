@@ -131,6 +131,8 @@ def build_llm(spec: LLMSpec, tokenizer, shrink, max_seq_len: int, pretrained: bo
     if model.get_input_embeddings().num_embeddings < len(tokenizer) or pretrained:
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=PAD_MULTIPLE)
     model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:  # a checkpoint's max_length would clash with the
+        model.generation_config.max_length = None  # harness's max_new_tokens on every call (eval/harness.py)
     return model
 
 
