@@ -12,11 +12,20 @@ Notebook use::
 The command line (`python -m analysis --help`) does the same. Scores are in percent throughout.
 """
 
-from analysis.external import load_csv
-from analysis.report import write_report
-from analysis.results import AnalysisError, Results
-from analysis.store import load_store
-from analysis.summary import Analysis, analyze
+import importlib
+from typing import Any
+
+# loaded on first use (PEP 562): the sweep-end callback (analysis.sweep_report) is imported by every
+# Hydra run, which must not pay for pandas, MLflow and matplotlib before it needs them
+_EXPORTS = {"load_csv": "analysis.external", "write_report": "analysis.report",
+            "AnalysisError": "analysis.results", "Results": "analysis.results",
+            "load_store": "analysis.store", "Analysis": "analysis.summary", "analyze": "analysis.summary"}
 
 __all__ = ["Analysis", "AnalysisError", "Results", "analyze", "load_csv", "load_store",
            "write_report"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

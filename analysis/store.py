@@ -99,8 +99,10 @@ def load_store(
     sweep_id: str | None = None,
     axes: list[str] | None = None,
     filter_string: str = "",
+    signatures: list[str] | None = None,
 ) -> Results:
-    """FINISHED job runs of `experiments` (optionally one sweep) as `Results`.
+    """FINISHED job runs of `experiments` (optionally one sweep, or the runs of these `signatures`:
+    a sweep's jobs, those it trained and those an earlier sweep had finished) as `Results`.
 
     `axes` restricts the compared axes (default: every design axis of `naming.AXIS_TABLE` with more than one
     value). Runs sharing a signature are one configuration run twice: the latest is kept.
@@ -118,6 +120,9 @@ def load_store(
         finished = _search(client, ids, query + " and attributes.status = 'FINISHED'")
     except MlflowException as exc:
         raise AnalysisError(f"cannot search {where} (check --filter): {exc}") from exc
+    if signatures is not None:
+        wanted = set(signatures)
+        finished = [r for r in finished if r.data.tags.get(naming.TAG_SIGNATURE) in wanted]
     if not finished:
         others = _search(client, ids, query)
         states = pd.Series([r.info.status for r in others]).value_counts().to_dict()

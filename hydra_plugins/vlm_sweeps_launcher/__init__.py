@@ -1,5 +1,7 @@
-"""Hydra launcher plugin `hydra/launcher=slurm`: vlm_sweeps jobs on SLURM through submitit.
+"""Hydra launcher plugins: `hydra/launcher=slurm` (vlm_sweeps jobs on SLURM through submitit) and
+`hydra/launcher=local` (several jobs at once on this machine, each pinned to its CPUs or a GPU).
 
 Hydra imports every module of the `hydra_plugins` namespace package on each run, so this package
-stays light: the schema and a thin Launcher that hands over to `launchers.slurm` when it launches.
+stays light: the schemas and thin Launchers that hand over to `launchers.slurm` / `launchers.local`
+when they launch.
 """

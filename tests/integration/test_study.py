@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -59,9 +60,20 @@ def test_ablation_runs_the_baseline_once_plus_one_job_per_option(tmp_path):
     assert [r["experiment"] for r in rows] == ["baseline", "encoder=siglip", "encoder=dinosiglip", "resize=naive",
                                                "resize=crop"]
     assert {r["run_id"] for r in rows} == {r.info.run_id for r in jobs}
-    assert all(r["status"] == "FINISHED" and 0 <= r["synth_vqa/accuracy"] <= 1 and r["synth_ref/acc_iou50"] is not None
-               for r in rows)
+    suite = [naming.headline_metric(b) for b in yaml.safe_load((CONF / "benchmarks" / "synthetic.yaml").read_text())["suite"]]
+    assert all(r["status"] == "FINISHED" and all(0 <= r[m] <= 1 for m in suite) for r in rows)
     assert set(naming.design_axes()) <= set(rows[0])
+    # ... and the analysis report of its jobs, each option compared with the baseline's
+    files = {a.path for a in client.list_artifacts(parents[0].info.run_id, "analysis")}
+    assert {"analysis/report.html", "analysis/radar_encoder.png", "analysis/radar_resize.png",
+            "analysis/comparisons.csv"} <= files, files
+    comps = pd.read_csv(
+        client.download_artifacts(parents[0].info.run_id, "analysis/comparisons.csv", str(tmp_path)))
+    pairs = comps[comps["metric"] == "zscore_mean"][["axis", "baseline", "option", "n_pairs"]]
+    assert sorted(map(tuple, pairs.to_numpy().tolist())) == [
+        ("encoder", "clip", "dinosiglip", 1), ("encoder", "clip", "siglip", 1),
+        ("resize", "letterbox", "crop", 1), ("resize", "letterbox", "naive", 1)]
+    assert parents[0].data.tags["mlflow.note.content"].startswith("## Sweep analysis")
 
     again = run_cli(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
