@@ -148,3 +148,21 @@ def write_record(job: FrozenJob) -> None:
     folder.mkdir(parents=True, exist_ok=True)  # credentials never on disk (vlm_sweeps/redact.py)
     (folder / "config.yaml").write_text(yaml.safe_dump(redact_tree(job.config), sort_keys=False))
     (folder / "overrides.yaml").write_text(yaml.safe_dump(redact_tree(job.overrides), sort_keys=False))
+
+
+def begin_launch(params: dict, config: DictConfig) -> tuple[dict, Path]:
+    """What every launcher does first: Hydra's globals and logging, its options as plain values,
+    and the sweep folder (created; Hydra's multirun.yaml in it redacted of tracking credentials)."""
+    from hydra.core.utils import configure_log, setup_globals
+
+    from vlm_sweeps.redact import redact_file
+
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    options = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+               for k, v in params.items()}
+    sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    redact_file(sweep_dir / "multirun.yaml")  # Hydra's sweeper wrote it with tracking.uri=... as given
+    return options, sweep_dir
+

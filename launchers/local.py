@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
@@ -178,16 +178,11 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any, task_
     import cloudpickle
     from hydra.core.singleton import Singleton
 
-    from launchers.freeze import Composer
+    from launchers.freeze import Composer, begin_launch
     from vlm_sweeps import cpu_share
     from vlm_sweeps.validate import ConfigError
 
-    setup_globals()
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    options = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
-               for k, v in params.items()}
-    sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    options, sweep_dir = begin_launch(params, config)
     slots = plan_slots(options["parallel"], visible_gpus(options["gpus"]), sorted(os.sched_getaffinity(0)),
                        cpu_share.cpus_available(), options["cpus_per_job"], options["pin"])
     composer = Composer.attach(hydra_context.config_loader)

@@ -12,28 +12,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from omegaconf import DictConfig, OmegaConf
 
 from vlm_sweeps import naming
-from vlm_sweeps.redact import URI_ENV, redact_file, redact_tree, redact_uri
+from vlm_sweeps.redact import URI_ENV, redact_tree, redact_uri
 
 from launchers import align, cluster, manifest, resources, store
 from launchers.entry import LEAKY_ENV, AlignJob, SweepJob
-from launchers.freeze import Composer, FrozenJob, freeze, write_record
+from launchers.freeze import Composer, FrozenJob, begin_launch, freeze, write_record
 
 log = logging.getLogger(__name__)
 
 
 def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
            job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    setup_globals()
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    options = {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
-               for k, v in params.items()}
-    sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    redact_file(sweep_dir / "multirun.yaml")  # Hydra's sweeper wrote it with tracking.uri=... as given
+    options, sweep_dir = begin_launch(params, config)
     sweep_id = sweep_dir.name
     t0 = time.perf_counter()
 
