@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from analysis.comparisons import TESTS
+from analysis.figures import SCALES
+from analysis.power import CORRECTIONS
 from analysis.results import AnalysisError, Results
 from vlm_sweeps import naming
 
@@ -57,9 +59,16 @@ def parser() -> argparse.ArgumentParser:
                    help="CSV score scale (default: auto, 0-1 read as fractions)")
     p.add_argument("--baseline", action="append", default=[], metavar="AXIS=OPTION",
                    help="option other options are compared with (default: first option)")
-    p.add_argument("--test", choices=TESTS, default="wilcoxon",
-                   help="one-sided paired test (default: wilcoxon signed-rank)")
+    p.add_argument("--test", choices=TESTS, default="t",
+                   help="one-sided paired test (default: t, which reaches the level with few "
+                   "pairs; wilcoxon needs >= 7 non-zero pairs for 0.01 before any correction)")
+    p.add_argument("--correction", choices=CORRECTIONS, default="holm",
+                   help="multiple-comparison control over each axis' options x metrics x "
+                   "directions (default: holm; raw p-values are kept in the tables)")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    p.add_argument("--radar-scale", choices=SCALES, default="floor",
+                   help="radar spokes: floor (default: from the blind control / chance / 0 to the "
+                   "best option), percent (0-100), or minmax (per spoke; exaggerates, labelled)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--no-pdf", action="store_true", help="PNG figures only")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -106,14 +115,21 @@ def run(args: argparse.Namespace) -> int:
                 parent = publish.find_parent(client, results, args.sweep_id)
             except AnalysisError as exc:
                 log.warning("not logging the report to a parent run: %s", exc)
-    analysis = summary.analyze(results, baselines, args.test, args.alpha, args.ci)
-    files = report.write_report(analysis, args.out, ("png",) if args.no_pdf else ("png", "pdf"))
+    analysis = summary.analyze(results, baselines, args.test, args.alpha, args.ci, args.correction)
+    files = report.write_report(analysis, args.out, ("png",) if args.no_pdf else ("png", "pdf"),
+                                args.radar_scale)
 
     top = analysis.summary.head(5)
     print(f"{len(analysis.runs)} runs, {len(analysis.summary)} configurations, "
           f"axes: {', '.join(results.axes) or 'none vary'}")
     for rank, label, z in zip(top["rank"], top["label"], top["zscore_mean"]):
         print(f"  {rank:>3}. {label}  zscore_mean={z:+.3f}")
+    decided = analysis.comparisons[analysis.comparisons["verdict"].isin(["better", "worse"])]
+    print(f"verdicts ({args.test} test, {args.correction}, alpha={args.alpha:g}): "
+          f"{len(decided)} of {len(analysis.comparisons)} comparisons")
+    for _, row in decided.iterrows():
+        print(f"  {row['axis']}: {row['option']} {row['verdict']} than {row['baseline']} on "
+              f"{row['metric']} ({row['mean_delta']:+.2f}, adjusted p={row['p_adjusted']:.2g})")
     if parent:
         text = (Path(args.out) / "summary.md").read_text("utf-8")
         publish.log_report(client, parent, files, publish.note(analysis.summary, text, files))

@@ -1,5 +1,9 @@
 """Publication figures: radar charts per axis and grouped bars of paired deltas.
 
+Radar spokes are on a stated scale anchored at a floor that means something (`spoke_range`), with
+each polygon's confidence band and the spokes on which no option differs marked: a radar must not
+turn a 1-point spread into a full radius.
+
 Figures are drawn on bare `Figure` objects with the Agg canvas (no pyplot state, no display)
 and saved as PNG and PDF (TrueType fonts embedded, so text stays editable and sharp).
 """
@@ -7,7 +11,9 @@ and saved as PNG and PDF (TrueType fonts embedded, so text stays editable and sh
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -15,11 +21,16 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.floors import Floor
+from analysis.stats import CI_SUFFIX
+
 STYLE = {"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 9, "axes.titlesize": 10,
          "legend.fontsize": 8, "savefig.dpi": 200}
 LINESTYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-INNER = 0.15  # radius of the worst score on a spoke: polygons never collapse to the centre
+INNER = 0.15  # radius of a spoke's lower anchor (the floor): what lies below it stays visible
+SCALES = ("floor", "percent", "minmax")  # radar spoke scales (see `spoke_range`)
+GREY = "0.55"
 
 
 def _colors(n: int) -> list:
@@ -38,45 +49,123 @@ def _save(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     return paths
 
 
-def normalise(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    """Per-column min-max scaling onto [INNER, 1] so that benchmarks of different ranges share
-    one radius scale; a column without spread sits mid-way. Returns (radii, min, max)."""
-    lo, hi = scores.min(), scores.max()
-    span = (hi - lo).where(hi - lo > 1e-12)
-    radii = INNER + (1 - INNER) * (scores - lo) / span
-    return radii.fillna({c: (1 + INNER) / 2 for c in span.index[span.isna()]}), lo, hi
+def spoke_range(scores: pd.DataFrame, scale: str = "floor",
+                floors: Mapping[str, Floor] | None = None) -> tuple[pd.Series, pd.Series]:
+    """(lower, upper) anchor of each spoke, in the scores' units.
+
+    - "floor" (default): from the benchmark's floor (analysis/floors.py: blind control, chance, or 0)
+      to the best polygon shown, so a radius is the share of the best option's gain over "nothing
+      learned"; a spoke whose best does not clear its floor gets one point of range.
+    - "percent": 0 to 100 on every spoke.
+    - "minmax": the lowest to the highest polygon shown (on request only: it stretches any
+      difference, noise included, over the whole radius).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown radar scale {scale!r}; choose one of {', '.join(SCALES)}")
+    cols = list(scores.columns)
+    if scale == "percent":
+        return pd.Series(0.0, index=cols), pd.Series(100.0, index=cols)
+    hi = scores.max()
+    if scale == "minmax":
+        lo = scores.min()
+        return lo, hi.where(hi - lo > 1e-9, lo + 1.0)
+    lo = pd.Series({b: (floors or {}).get(b, Floor(0.0, "zero")).value for b in cols})
+    return lo, hi.where(hi - lo > 1e-9, lo + 1.0)
+
+
+def radii(scores: pd.DataFrame, lo: pd.Series, hi: pd.Series) -> pd.DataFrame:
+    """Scores as radii: the lower anchor at INNER, the upper at 1; clipped to [0, 1.2]."""
+    return (INNER + (1 - INNER) * (scores - lo) / (hi - lo)).clip(0.0, 1.2)
 
 
 def radar(table: pd.DataFrame, labels: list[str], benchmarks: list[str], title: str,
-          stem: Path, legend_title: str = "", formats: tuple[str, ...] = ("png", "pdf"),
+          stem: Path, legend_title: str = "", formats: tuple[str, ...] = ("png", "pdf"), *,
+          floors: Mapping[str, Floor] | None = None, scale: str = "floor",
+          undecided: Sequence[str] = (), decided_by: str = "", ci_level: float = 0.95,
           ) -> list[Path]:
-    """One polygon per row of `table`, one spoke per benchmark (scores normalised per benchmark;
-    each spoke is labelled with its raw range so absolute values stay readable)."""
-    radii, lo, hi = normalise(table[benchmarks].astype(float))
+    """One polygon per row of `table`, one spoke per benchmark, on the spoke scale `scale`.
+
+    Bands around a polygon are its `<benchmark>_ci` confidence interval where `table` has one.
+    Spokes in `undecided` (no option differs there at the report's level, per `decided_by`) are
+    grey, dotted and labelled "not significant". The scale is stated on each spoke and in a note."""
+    scores = table[benchmarks].astype(float)
+    lo, hi = spoke_range(scores, scale, floors)
+    r = radii(scores, lo, hi)
     angles = np.linspace(0, 2 * math.pi, len(benchmarks), endpoint=False)
     closed = np.append(angles, angles[0])
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(7.0, 5.6))
+        fig = Figure(figsize=(7.4, 6.0))
         ax = fig.add_subplot(projection="polar")
         ax.set_theta_offset(math.pi / 2)
         ax.set_theta_direction(-1)
-        for i, (row, color) in enumerate(zip(radii.to_numpy(), _colors(len(radii)))):
-            values = np.append(row, row[0])
+        for i, color in enumerate(_colors(len(r))):
+            values = np.append(r.iloc[i].to_numpy(), r.iloc[i].to_numpy()[0])
             ax.plot(closed, values, color=color, lw=1.6, ls=LINESTYLES[i % 4],
-                    marker=MARKERS[i % len(MARKERS)], ms=3.5, label=labels[i])
-            ax.fill(closed, np.nan_to_num(values), color=color, alpha=0.06)
+                    marker=MARKERS[i % len(MARKERS)], ms=3.5, label=labels[i], zorder=3)
+            ci = table.iloc[i][[b + CI_SUFFIX for b in benchmarks]].to_numpy(float) \
+                if all(b + CI_SUFFIX in table for b in benchmarks) else None
+            if ci is not None and np.isfinite(ci).any():
+                band = np.nan_to_num(ci)
+                low = radii(pd.DataFrame([scores.iloc[i] - band]), lo, hi).iloc[0].to_numpy()
+                high = radii(pd.DataFrame([scores.iloc[i] + band]), lo, hi).iloc[0].to_numpy()
+                ax.fill_between(closed, np.append(low, low[0]), np.append(high, high[0]),
+                                color=color, alpha=0.18, lw=0, zorder=2)
+            else:
+                ax.fill(closed, np.nan_to_num(values), color=color, alpha=0.05)
+        ring = np.linspace(0, 2 * math.pi, 200)
+        if scale != "percent":
+            ax.plot(ring, np.full_like(ring, INNER), color="0.35", lw=0.8, ls="--", zorder=1)
         ax.set_xticks(angles)
-        ax.set_xticklabels([f"{b}\n{lo[b]:.1f}–{hi[b]:.1f}" for b in benchmarks], fontsize=8)
-        ax.tick_params(axis="x", pad=14)  # keep spoke labels clear of the outer ring
-        ax.set_ylim(0, 1.05)
+        ax.set_xticklabels([_spoke_label(b, lo[b], hi[b], scale, floors, b in undecided)
+                            for b in benchmarks], fontsize=7.5)
+        for tick, b in zip(ax.get_xticklabels(), benchmarks):
+            if b in undecided:
+                tick.set_color(GREY)
+                tick.set_fontstyle("italic")
+        for angle, b in zip(angles, benchmarks):
+            if b in undecided:
+                ax.plot([angle, angle], [0, 1.2], color=GREY, lw=1.0, ls=":", zorder=1)
+        ax.tick_params(axis="x", pad=16)  # keep spoke labels clear of the outer ring
+        ax.set_ylim(0, 1.2)
         ax.set_yticks([INNER, (1 + INNER) / 2, 1.0])
         ax.set_yticklabels([])
-        ax.set_title(title, pad=22)
-        ax.legend(title=legend_title or None, loc="upper left", bbox_to_anchor=(1.12, 1.02),
+        ax.set_title(title + (" [min–max scaled]" if scale == "minmax" else ""), pad=24,
+                     color="firebrick" if scale == "minmax" else "black")
+        ax.legend(title=legend_title or None, loc="upper left", bbox_to_anchor=(1.14, 1.02),
                   frameon=False)
-        fig.text(0.01, 0.01, "each spoke scaled min–max over the polygons shown (range in %)",
-                 fontsize=7, color="0.4")
+        fig.text(0.02, -0.04, "\n".join(textwrap.wrap(
+            _scale_note(scale, ci_level, bool(undecided), decided_by), 150)), fontsize=6.5,
+            color="0.35", va="top")
         return _save(fig, stem, formats)
+
+
+def _spoke_label(benchmark: str, lo: float, hi: float, scale: str,
+                 floors: Mapping[str, Floor] | None, undecided: bool) -> str:
+    tail = "\nnot significant" if undecided else ""
+    if scale == "percent":
+        return f"{benchmark}\n0–100 %{tail}"
+    if scale == "minmax":
+        return f"{benchmark}\nmin {lo:.1f} – max {hi:.1f}{tail}"
+    kind = (floors or {}).get(benchmark, Floor(0.0, "zero")).kind
+    start = "0" if kind == "zero" else f"{kind} {lo:.1f}"
+    return f"{benchmark}\n{start} → best {hi:.1f}{tail}"
+
+
+def _scale_note(scale: str, level: float, undecided: bool, decided_by: str) -> str:
+    if scale == "floor":
+        text = ("Each spoke runs from its floor (dashed ring: the blind control where the runs have "
+                "one, else chance for closed-set tasks, else 0) to the best polygon (outer ring); "
+                "scores in %, anchors on each label.")
+    elif scale == "percent":
+        text = "Every spoke 0–100 %."
+    else:
+        text = ("Each spoke scaled min–max over the polygons shown (requested): any difference, "
+                "noise included, fills the radius; ranges on each label.")
+    text += f" Bands: {level:.0%} confidence intervals over seeds."
+    if undecided:
+        text += (f" Grey dotted spokes, \"not significant\": no option differs there at the report's "
+                 f"level ({decided_by}).")
+    return text
 
 
 def deltas(comparisons: pd.DataFrame, benchmarks: list[str], baseline: str, title: str,

@@ -34,14 +34,23 @@ METHODS = (
     "± is the half-width of the Student-t {level} confidence interval of that mean. "
     "z-scores follow the paper: per benchmark, z = (x − mean) / std over the compared "
     "configurations (population std), and <code>zscore_mean</code> averages z over benchmarks; "
-    "the ranking sorts by it. Paired comparisons match runs that agree on every other axis, "
-    "context setting and seed, and test option − baseline one-sided in both directions with "
-    "the {test}; verdict at p &lt; {alpha}. Main effects come from an additive least-squares "
+    "the ranking sorts by it. Radar spokes run from each benchmark's floor (its blind control "
+    "where the runs carry one, else chance for closed-set tasks, else 0) to the best polygon, "
+    "with {level} confidence bands; grey spokes: no option differs there. "
+    "Paired comparisons match runs that agree on every other axis, context setting and seed, and "
+    "test option − baseline one-sided in both directions with the {test}; raw p-values are kept, "
+    "and the verdict needs the {correction} p-value below {alpha} (each axis is one family: "
+    "every option × metric × direction), so an axis gets any false verdict with probability at "
+    "most {alpha}. Comparisons without a verdict say how many pairs and seeds one would need "
+    "(power 0.8 for the observed effect); <code>seed=0,1,2</code> on the sweep's command is the "
+    "usual way to get one. Main effects come from an additive least-squares "
     "model with sum-to-zero coding (a balanced factorial gives marginal mean − grand mean); "
     "the F-test per axis uses Type II sums of squares on run-level zscore_mean."
 )
 TEST_NAMES = {"wilcoxon": "Wilcoxon signed-rank test (exact for small n; zero differences "
               "dropped)", "t": "paired Student t-test"}
+CORRECTION_NAMES = {"holm": "Holm-adjusted", "bonferroni": "Bonferroni-adjusted",
+                    "none": "raw (uncorrected)"}
 
 
 def _img(path: Path) -> str:
@@ -73,7 +82,8 @@ def render_page(a: "Analysis", sections: list["Section"]) -> str:
             f"Shared settings: {html.escape(consts)}<br>"
             f"Benchmarks (headline metric): {html.escape(metrics)}<br>"
             f"{len(a.runs)} runs in {len(a.summary)} configurations</p>")
-    methods = METHODS.format(level=f"{a.level:.0%}", test=TEST_NAMES[a.test], alpha=f"{a.alpha:g}")
+    methods = METHODS.format(level=f"{a.level:.0%}", test=TEST_NAMES[a.test], alpha=f"{a.alpha:g}",
+                             correction=CORRECTION_NAMES[a.correction])
     body = "\n".join(_section(s) for s in sections)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>vlm_sweeps analysis</title><style>{CSS}</style></head><body>\n"

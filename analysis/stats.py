@@ -89,17 +89,43 @@ def run_zscores(results: Results, configs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def option_means(results: Results, configs: pd.DataFrame, axis: str) -> pd.DataFrame:
+def option_means(results: Results, configs: pd.DataFrame, axis: str, level: float = 0.95,
+                 ) -> pd.DataFrame:
     """Per option of `axis`: the mean over configurations with that option (marginalising the
-    other axes; each configuration counts once whatever its number of seeds), with counts."""
+    other axes; each configuration counts once whatever its number of seeds), with counts and the
+    `<benchmark>_ci` half-width of that mean from the seed-to-seed spread (`option_ci`)."""
     cols = [*results.benchmarks, ZMEAN]
     grouped = configs.groupby(axis, sort=False)
     table = grouped[cols].mean()
     table.insert(0, "n_runs", grouped["n_runs"].sum())
     table.insert(0, "n_configs", grouped.size())
     table = table.reindex(results.options(axis))
+    for b in results.benchmarks:
+        table[b + CI_SUFFIX] = [option_ci(results, axis, o, b, level) for o in table.index]
     table.index.name = axis
     return table.reset_index()
+
+
+def option_ci(results: Results, axis: str, option: str, benchmark: str, level: float = 0.95,
+              ) -> float:
+    """CI half-width of an option's mean over its configurations, from the seeds' spread within
+    each configuration (the other axes are part of the design, not noise): the pooled seed
+    variance s^2 (sum(k_c - 1) degrees of freedom), SE^2 = s^2 * sum(1 / k_c) / n^2 over the
+    option's n configurations of k_c seeds each. NaN without replicated configurations."""
+    runs = results.runs[results.runs[axis] == option]
+    keys = results.config_columns
+    groups = runs.groupby(keys, dropna=False)[benchmark] if keys else [(None, runs[benchmark])]
+    squares, df, n, inverse = 0.0, 0, 0, 0.0
+    for _, values in groups:
+        x = values.dropna().to_numpy(float)
+        if len(x) == 0:
+            continue
+        n, inverse = n + 1, inverse + 1 / len(x)
+        squares += float(((x - x.mean()) ** 2).sum())
+        df += len(x) - 1
+    if df == 0:
+        return float("nan")
+    return float(sps.t.ppf(0.5 + level / 2, df) * np.sqrt(squares / df * inverse) / n)
 
 
 def _join(values: pd.Series) -> str:

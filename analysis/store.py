@@ -1,8 +1,10 @@
 """Read a tracking store into `Results`: FINISHED job runs, their axes and headline metrics.
 
 Only what the jobs wrote is read (see `vlm_sweeps.naming`): the axis params, the seed, the
-signature and sweep tags, and each benchmark's headline metric. The flattened config (dotted
-params) and training curves are ignored.
+signature, sweep and study tags, each benchmark's headline metric, and what floors a benchmark
+(its blind control `blind/<benchmark>/<metric>`, its `<benchmark>/chance`: analysis/floors.py).
+The flattened config (dotted params), training curves, timings and run facts such as
+`visual_tokens` are not benchmarks and are ignored.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 
+from analysis.floors import BLIND_COLUMN, CHANCE_COLUMN
 from analysis.results import AnalysisError, Results
 from vlm_sweeps import naming
 
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
-NOT_BENCHMARKS = ("train", "analysis", "system")  # metric prefixes that are not benchmarks
+# metric prefixes that are not benchmarks (blind/ is read as a floor, below)
+NOT_BENCHMARKS = ("train", "analysis", "system", "time", "lmms", naming.VISUAL_TOKENS,
+                  naming.BLIND_PREFIX.rstrip("/"))
+STUDY_COLUMNS = {"study": naming.TAG_STUDY, "experiment": naming.TAG_EXPERIMENT,
+                 "section": naming.TAG_SECTION}
 _PAGE = 1000
 
 
@@ -84,12 +91,22 @@ def _row(run: Run) -> dict:
         "parent_run_id": tags.get(PARENT_TAG),
         "run_name": run.info.run_name,
     }
+    for column, tag in STUDY_COLUMNS.items():
+        row[column] = tags.get(tag)
     for key in (*naming.design_axes(), *naming.context_params()):
         row[key] = params.get(key)
     for key, value in run.data.metrics.items():
-        bench, _, _ = key.partition("/")
-        if bench not in NOT_BENCHMARKS and key == naming.headline_metric(bench):
+        bench, _, metric = key.partition("/")
+        if bench in NOT_BENCHMARKS:
+            if key.startswith(naming.BLIND_PREFIX):  # blind/<benchmark>/<metric>: the control
+                blind = key[len(naming.BLIND_PREFIX):]
+                if blind == naming.headline_metric(blind.partition("/")[0]):
+                    row[BLIND_COLUMN + blind.partition("/")[0]] = value * 100.0
+            continue
+        if key == naming.headline_metric(bench):
             row["bench:" + bench] = value
+        elif metric == "chance":
+            row[CHANCE_COLUMN + bench] = value * 100.0
     return row
 
 
@@ -153,6 +170,9 @@ def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Result
     benchmarks = [c.removeprefix("bench:") for c in bench_cols]
     frame = frame.rename(columns=dict(zip(bench_cols, benchmarks)))
     frame[benchmarks] = frame[benchmarks].astype(float) * 100.0  # fractions -> percent
+    floors_of = [c for c in frame if c.startswith((BLIND_COLUMN, CHANCE_COLUMN))
+                 and c.partition(":")[2] not in benchmarks]
+    frame = frame.drop(columns=floors_of)  # floors of benchmarks no finished run scores
 
     known = [k for k in (*naming.design_axes(), "scale") if frame[k].notna().any()]
     for key in known:
@@ -172,7 +192,11 @@ def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Result
     if seed:
         frame["seed"] = frame["seed"].fillna("<unset>").astype(str)
     parents = sorted(p for p in frame["parent_run_id"].dropna().unique())
+    # an ablation's baseline run (tag experiment=baseline) gives each axis its baseline option
+    base = frame[frame["experiment"] == "baseline"] if "experiment" in frame else frame.iloc[:0]
+    order = {a: list(dict.fromkeys(base[a])) for a in varying} if len(base) else {}
     return Results(
+        option_order=order,
         runs=frame,
         axes=varying,
         benchmarks=benchmarks,

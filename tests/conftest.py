@@ -7,10 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
+# the default synthetic suite (conf/benchmarks/synthetic.yaml), what a sweep without benchmarks.suite evaluates
+DEFAULT_SUITE = list(OmegaConf.load(CONF / "benchmarks" / "synthetic.yaml").suite)
 # Small but real settings: every family and code path, a few seconds per job.
 SMALL = ["data.synthetic.n_align=64", "data.synthetic.n_finetune=96", "data.synthetic.n_eval=12",
          "run.progress=false"]

@@ -87,12 +87,15 @@ class SyntheticConf:
     n_finetune: int = 12000  # instruction records (several turns each) for the finetune stage
     n_eval: int = 300  # examples per synthetic benchmark
     max_objects: int = 3  # shapes per scene, 2..4 (also the largest count answer)
-    turns: List[int] = field(default_factory=lambda: [4, 8])  # question turns per finetune record, [min, max]
-    # Relative weights of the instruction task families in the finetune mix; 0 drops a family.
-    # Like LLaVA's mix, short-answer VQA dominates; box answers (~20 tokens each) are kept rare so
-    # they do not dominate a token-averaged loss; reading (synth_text) is near the resolution limit.
-    tasks: Dict[str, float] = field(default_factory=lambda: {"vqa": 3.0, "count": 1.0, "spatial": 1.0, "pope": 3.0,
-                                                             "ref": 0.25, "text": 0.25, "text_only": 1.0})
+    turns: List[int] = field(default_factory=lambda: [3, 7])  # question turns per general record, [min, max]
+    # Relative weights of the instruction task families in the finetune mix; 0 drops a family (the
+    # same as conf/data/synthetic.yaml). Short-answer VQA and the families the default suite scores
+    # dominate; box answers (~20 tokens each) are kept rare so they do not dominate a token-averaged
+    # loss; reading (synth_text) is near the resolution limit. spatial and the planted families
+    # (shape, margin, fine: data/synthetic.py) are records of one question about a scene of their own.
+    tasks: Dict[str, float] = field(default_factory=lambda: {
+        "vqa": 3.0, "count": 2.5, "pope": 1.5, "ref": 0.25, "text": 0.25, "text_only": 1.0,
+        "spatial": 2.5, "shape": 2.5, "margin": 1.0, "fine": 2.0})
 
 
 @dataclass

@@ -110,6 +110,9 @@ HEADLINE_METRIC: dict[str, str] = {
     "synth_pope": "accuracy",
     "synth_ref": "acc_iou50",
     "synth_text": "accuracy",
+    "synth_shape": "accuracy",  # planted: what naive resizing distorts (data/synthetic.py)
+    "synth_margin": "accuracy",  # planted: what a centre crop cuts away
+    "synth_fine": "accuracy",  # planted: what a lower resolution blurs
     # the paper's suite
     "vqav2": "accuracy",
     "gqa": "accuracy",

@@ -49,7 +49,7 @@ def test_report_html_is_self_contained(store, encoder_resize, tmp_path):
     assert len(images) >= 5  # top configs, 2 radars, 2 delta charts
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert not re.search(r'src="(?!data:)', page)  # nothing fetched from elsewhere
-    assert "<b>" in page and "Wilcoxon signed-rank" in page
+    assert "<b>" in page and "paired Student t-test" in page and "Holm-adjusted" in page
 
 
 def test_failed_render_leaves_no_report(store, encoder_resize, tmp_path, monkeypatch):

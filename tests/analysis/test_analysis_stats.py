@@ -10,6 +10,7 @@ import pytest
 
 from analysis.comparisons import compare, one_sided, paired_differences, verdict
 from analysis.effects import anova, main_effects
+from analysis.power import adjust, pairs_needed, t_power
 from analysis.results import Results
 from analysis.stats import ZMEAN, ci_halfwidth, configurations, option_means, run_zscores, zscores
 from analysis.summary import analyze
@@ -101,11 +102,62 @@ def test_verdicts_say_why_there_is_no_p_value():
     assert verdict([], float("nan"), float("nan"), "wilcoxon", 0.01) == "no pairs"
     zeros = [0.0, 0.0]
     assert verdict(zeros, *one_sided(zeros, "wilcoxon"), "wilcoxon", 0.01) == "no difference"
-    assert verdict([1.0], *one_sided([1.0], "t"), "t", 0.01) == "too few pairs (n=1)"
+    assert verdict([1.0], *one_sided([1.0], "t"), "t", 0.01) == "underpowered (n=1)"
+    assert verdict([2.0, 2.0], *one_sided([2.0, 2.0], "t"), "t", 0.01) == "constant difference"
+    # Wilcoxon's smallest p with 3 pairs is 1/8: it can never reach 0.01
     assert verdict([1.0, 2.0, 3.0], 0.125, 1.0, "wilcoxon", 0.01) == "underpowered (n=3)"
     d = np.arange(1.0, 8.0)
     assert verdict(d, *one_sided(d, "wilcoxon"), "wilcoxon", 0.01) == "better"
     assert verdict(-d, *one_sided(-d, "wilcoxon"), "wilcoxon", 0.01) == "worse"
+    # 7 pairs reach 0.01 but not a corrected first step of 0.01 / 20 = 0.0005 (needs 2^-n < it: 11)
+    assert verdict(d, 0.02, 0.98, "wilcoxon", 0.01, level=0.0005) == "underpowered (n=7)"
+    # the t-test can reach any level from 2 pairs: the same numbers are just not significant
+    assert verdict(d, 0.02, 0.98, "t", 0.01, level=0.0005) == "n.s."
+
+
+def test_holm_adjusts_by_hand():
+    # sorted p 0.01, 0.02, 0.03, 0.5 with m = 4: 0.04, max(0.04, 0.06), max(.., 0.06), 0.5
+    p = np.array([0.03, 0.01, 0.5, 0.02])
+    assert adjust(p, "holm").tolist() == pytest.approx([0.06, 0.04, 0.5, 0.06])
+    assert adjust(p, "bonferroni").tolist() == pytest.approx([0.12, 0.04, 1.0, 0.08])
+    assert adjust(p, "none").tolist() == pytest.approx(p.tolist())
+    # NaN is no hypothesis: m = 2
+    assert adjust(np.array([0.01, np.nan, 0.04]), "holm").tolist()[::2] == pytest.approx([0.02, 0.04])
+
+
+def test_the_family_is_one_axis_both_directions():
+    """Two options x (x, zscore_mean) x 2 directions = 8 hypotheses on enc; raw p-values kept."""
+    rows = [{"enc": e, "res": r, "seed": "0", "x": v} for e, r, v in
+            [("a", "n", 10.0), ("b", "n", 20.0), ("c", "n", 10.5), ("a", "l", 11.0),
+             ("b", "l", 22.0), ("c", "l", 11.0), ("a", "m", 12.0), ("b", "m", 22.5),
+             ("c", "m", 13.0)]]
+    res = results(rows, ["enc", "res"], ["x"])
+    table = compare(res, run_zscores(res, configurations(res)), {"enc": "a"}, test="t")
+    enc = table[table.axis == "enc"].set_index(["option", "metric"])
+    raw = np.concatenate([enc["p_greater"], enc["p_less"]])
+    expected = adjust(raw, "holm")
+    got = np.fmin(expected[:4], expected[4:])
+    assert enc["p_adjusted"].to_numpy() == pytest.approx(got)
+    # b - a = [10, 11, 10.5]: t = 10.5 / (0.5 / sqrt 3) = 36.4 with 2 df: raw p = 3.8e-4; 8
+    # hypotheses: adjusted 3.0e-3 < 0.01
+    assert enc.loc[("b", "x"), "p_greater"] == pytest.approx(3.77e-4, rel=0.01)
+    assert enc.loc[("b", "x"), "verdict"] == "better"
+    assert set(table["correction"]) == {"holm"}
+
+
+def test_pairs_needed_for_the_observed_effect():
+    # effect 1 sd: a one-sided t-test at 0.01 with power 0.8 needs 13 pairs (noncentral t)
+    d = np.array([0.0, 1.0, 2.0, 3.0, 4.0])  # mean 2, sd 1.58: effect 1.26
+    n = pairs_needed(d, "t", 0.01)
+    assert t_power(int(n), 2 / d.std(ddof=1), 0.01) >= 0.8 > t_power(int(n) - 1, 2 / d.std(ddof=1), 0.01)
+    assert pairs_needed(np.array([1.0, -1.0, 1.0, -1.0]), "t", 0.01) == float("inf")
+    assert pairs_needed(np.array([1.0, 1.0]), "wilcoxon", 0.01) == 7  # 2^-7 < 0.01
+    # a seed of this sweep adds 2 pairs: seeds_needed = ceil(pairs_needed / 2)
+    rows = [{"enc": e, "res": r, "seed": s, "x": v + (1.0 if e == "b" else 0.0) * (1 + int(s))}
+            for e in "ab" for r, v in (("n", 10.0), ("l", 12.0)) for s in ("0", "1")]
+    res = results(rows, ["enc", "res"], ["x"])
+    row = compare(res, run_zscores(res, configurations(res)), {"enc": "a"}).iloc[0]
+    assert row.n_pairs == 4 and row.seeds_needed == math.ceil(row.pairs_needed / 2)
 
 
 def test_pairs_match_other_axes_and_seed():

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from launchers import manifest
-from tests.conftest import REPO, SMALL
+from tests.conftest import DEFAULT_SUITE, REPO, SMALL
+from vlm_sweeps import naming
 
 pytestmark = pytest.mark.cluster
 
@@ -304,7 +305,7 @@ def test_12_concurrent_jobs_on_one_server_lose_nothing(slurm_cluster, cache_args
     client = MlflowClient(tracking_uri=mlflow_server)
     keys = {frozenset(r.data.metrics) for r in runs}
     assert len(keys) == 1, keys  # every run has every metric
-    assert {"synth_vqa/accuracy", "synth_ref/acc_iou50", "train/loss"} <= set(next(iter(keys)))
+    assert {naming.headline_metric(b) for b in DEFAULT_SUITE} | {"train/loss"} <= set(next(iter(keys)))
     curves = {len(client.get_metric_history(r.info.run_id, "train/loss")) for r in runs}
     assert len(curves) == 1 and curves.pop() > 0  # every training-curve point of every run
     for run in runs:

@@ -4,10 +4,11 @@ import itertools
 
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import DEFAULT_SUITE
 from tests.integration.conftest import run_cli
 from vlm_sweeps import naming
 
-BENCHMARKS = ["synth_vqa", "synth_count", "synth_spatial", "synth_pope", "synth_ref", "synth_text"]
+BENCHMARKS = DEFAULT_SUITE
 
 
 def job_runs(uri):

@@ -1,5 +1,9 @@
-"""The synthetic suite (scale=tiny): the paper's task families on held-out synthetic scenes,
-scored with the same metric definitions as the real benchmarks."""
+"""The synthetic suite (scale=tiny): the paper's task families on held-out synthetic scenes, scored
+with the same metric definitions as the real benchmarks, plus the three planted-effect benchmarks of
+data/synthetic.py (synth_shape: what `naive` resizing distorts, synth_margin: what `crop` cuts away,
+synth_fine: what a lower resolution blurs). Closed-set benchmarks also log `chance`, the accuracy of a
+uniform guess over each question's candidates: the floor analysis draws their radar spokes from when the
+runs carry no blind control."""
 
 from __future__ import annotations
 
@@ -33,12 +37,17 @@ def _vqa(examples: Sequence[EvalExample], preds: Sequence[str]) -> dict[str, flo
     return {"accuracy": sum(scores) / len(scores)}
 
 
+def _chance(examples: Sequence[EvalExample]) -> float:
+    return sum(1 / len(ex.choices) for ex in examples) / len(examples)
+
+
 def _choice(examples: Sequence[EvalExample], preds: Sequence[str]) -> dict[str, float]:
-    return {"accuracy": scoring.choice_accuracy(list(preds), [ex.answers[0] for ex in examples])}
+    return {"accuracy": scoring.choice_accuracy(list(preds), [ex.answers[0] for ex in examples]),
+            "chance": _chance(examples)}
 
 
 def _pope(examples: Sequence[EvalExample], preds: Sequence[str]) -> dict[str, float]:
-    return scoring.pope_metrics(list(preds), [ex.answers[0] for ex in examples])
+    return {**scoring.pope_metrics(list(preds), [ex.answers[0] for ex in examples]), "chance": _chance(examples)}
 
 
 def _ref(examples: Sequence[EvalExample], preds: Sequence[str]) -> dict[str, float]:
@@ -52,5 +61,7 @@ def _ref(examples: Sequence[EvalExample], preds: Sequence[str]) -> dict[str, flo
 
 for _name, _mode, _score, _budget in (("synth_vqa", "generate", _vqa, 6), ("synth_count", "closed_set", _choice, 1),
                                       ("synth_spatial", "closed_set", _choice, 1), ("synth_pope", "closed_set", _pope, 1),
-                                      ("synth_ref", "generate", _ref, 28), ("synth_text", "generate", _vqa, 6)):
+                                      ("synth_ref", "generate", _ref, 28), ("synth_text", "generate", _vqa, 6),
+                                      ("synth_shape", "closed_set", _choice, 1), ("synth_margin", "closed_set", _choice, 1),
+                                      ("synth_fine", "closed_set", _choice, 1)):
     register(Benchmark(_name, _loader(_name, _mode), _score, max_new_tokens=_budget, synthetic=True))
