@@ -95,7 +95,7 @@ def test_generate_until_gives_the_harness_answers_in_any_batch_and_stops_where_a
     assert short == [answerer.generate([examples[i]], 1)[0]] and len(short[0]) < len(word)
 
 
-def test_loglikelihood_scores_continuations_as_the_harness_chooses_among_them(answerer, small_world):
+def test_loglikelihood_scores_continuations_as_the_harness_chooses_among_them(answerer, small_world, monkeypatch):
     world, _ = small_world
     examples = registry.get("synth_pope").load(registry.LoadContext(world))[:4]
     chosen = answerer.choose(examples)  # Choice: the candidate, with every candidate's probability
@@ -115,15 +115,22 @@ def test_loglikelihood_scores_continuations_as_the_harness_chooses_among_them(an
             total = sum(probabilities)
             assert [p / total for p in probabilities] == pytest.approx(list(choice.probabilities), abs=1e-4)
 
-    # is_greedy: true exactly for the continuation greedy decoding produces (a token whose text
-    # tokenizes back to itself, so that the continuation is that token)
-    def one_token(text: str) -> bool:
-        return bool(text) and len(answerer.tokenizer(text, add_special_tokens=False)["input_ids"]) == 1
-
-    i, first = next((i, t) for i, t in enumerate(answerer.generate(examples, 1)) if one_token(t))
+    # is_greedy: true exactly for the continuation greedy decoding produces. Its first generated token
+    # is read where generate decodes it; a token whose text tokenizes back to that same token makes a
+    # one-token continuation (not, e.g., "▁s", which decodes and strips to "s", another token)
+    more = registry.get("synth_pope").load(registry.LoadContext(world))[:16]
+    more_docs = [{"image": ex.image} for ex in more]
+    generated, decode = [], answerer.tokenizer.decode
+    monkeypatch.setattr(answerer.tokenizer, "decode",
+                        lambda row, *a, **k: generated.append(list(row)) or decode(row, *a, **k))
+    answerer.generate(more, 1)
+    monkeypatch.undo()
+    firsts = [(i, row[0], decode([row[0]])) for i, row in enumerate(generated) if row]
+    i, first = next((i, t) for i, tok, t in firsts
+                    if t and answerer.tokenizer(t, add_special_tokens=False)["input_ids"] == [tok])
     other = next(t for t in ("yes", "no", "blue") if t != first)
-    (loss_first, greedy_first), (loss_other, greedy_other) = _scores(_model(answerer, docs, 2), _requests(
-        "loglikelihood", [(examples[i].question, first, i), (examples[i].question, other, i)]))
+    (loss_first, greedy_first), (loss_other, greedy_other) = _scores(_model(answerer, more_docs, 2), _requests(
+        "loglikelihood", [(more[i].question, first, i), (more[i].question, other, i)]))
     assert greedy_first and not greedy_other and loss_first < loss_other
     assert _scores(_model(answerer, docs, 2), _requests("loglikelihood", [(examples[0].question, "", 0)])) \
         == [(0.0, True)]
