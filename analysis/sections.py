@@ -26,8 +26,14 @@ def _natural(name: str) -> tuple:
     return tuple(parts)
 
 
+def tagged_baseline(runs: pd.DataFrame) -> pd.Series:
+    """The runs tagged as a study's or an ablation's baseline (experiment or section `baseline`)."""
+    none = pd.Series(None, index=runs.index, dtype=object)
+    return (runs.get("experiment", none) == BASELINE) | (runs.get("section", none) == BASELINE)
+
+
 def baseline_mask(runs: pd.DataFrame, axes: list[str]) -> pd.Series:
-    tagged = (runs.get("experiment") == BASELINE) | (runs.get("section") == BASELINE)
+    tagged = tagged_baseline(runs)
     if tagged.any():
         return tagged
     mask = pd.Series(True, index=runs.index)

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 
+from analysis import sections
 from analysis.floors import BLIND_COLUMN, CHANCE_COLUMN
 from analysis.results import AnalysisError, Results
 from vlm_sweeps import naming
@@ -192,9 +193,9 @@ def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Result
     if seed:
         frame["seed"] = frame["seed"].fillna("<unset>").astype(str)
     parents = sorted(p for p in frame["parent_run_id"].dropna().unique())
-    # an ablation's baseline run (tag experiment=baseline) gives each axis its baseline option
-    base = frame[frame["experiment"] == "baseline"] if "experiment" in frame else frame.iloc[:0]
-    order = {a: list(dict.fromkeys(base[a])) for a in varying} if len(base) else {}
+    # a study's or an ablation's baseline run (sections.tagged_baseline) gives each axis its baseline option
+    base = frame[sections.tagged_baseline(frame)]
+    order = {a: list(dict.fromkeys(base[a])) for a in varying}
     return Results(
         option_order=order,
         runs=frame,

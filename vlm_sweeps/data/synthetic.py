@@ -165,7 +165,6 @@ def backdrop(size: tuple[int, int], shaded: bool) -> Image.Image:
     it lies; planted scenes stay plain, their answers must not depend on it."""
     if not shaded:
         return Image.new("RGB", size, BACKGROUND)
-    w, h = size
     across = Image.linear_gradient("L").rotate(90).resize(size)  # 0 at the left .. 255 at the right
     down = Image.linear_gradient("L").resize(size)  # 0 at the top .. 255 at the bottom
     red = across.point(lambda v: BACKGROUND[0] - round(SHADE * v / 255))
@@ -207,7 +206,7 @@ def _central_square(size: tuple[int, int]) -> tuple[int, int, int, int]:
 
 def _shape_scene(rng: random.Random, color: str) -> Scene:
     """SHAPE_GRID x SHAPE_GRID copies of one shape on a grid laid out in canvas-relative units, the
-    same for every canvas. Round shapes are `size` x the canvas' short side across; an elongated
+    same for every canvas. Round shapes are SHAPE_SIDE x the canvas' short side across; an elongated
     one lies along the long side of a non-square canvas and either way on a square one, so that
     warped to a square the pictures of the round and the elongated shape are the same (module
     docstring). The middle row and column stay whole under a centre crop."""
@@ -430,10 +429,13 @@ def _finetune_record(i: int, scene: Scene, writer: _Writer, rng: random.Random, 
         q = "<image>\n" + example["question"] if not turns else _without_format_hint(example["question"])
         turns += [{"from": "human", "value": q}, {"from": "gpt", "value": example["answer"]}]
     if not turns:
-        example = task_example("text", scene, rng)
-        turns = [{"from": "human", "value": "<image>\n" + example["question"]},
-                 {"from": "gpt", "value": example["answer"]}]
+        turns = _one_turn(task_example("text", scene, rng))
     return {"id": f"ft{i}", "image": writer.image(f"ft{i}", scene), "conversations": turns}
+
+
+def _one_turn(example: dict) -> list[dict]:
+    """The conversation of one question about the record's image."""
+    return [{"from": "human", "value": "<image>\n" + example["question"]}, {"from": "gpt", "value": example["answer"]}]
 
 
 def generate(folder: Path, conf) -> None:
@@ -451,15 +453,10 @@ def generate(folder: Path, conf) -> None:
     # Each record is language-only, of a family of OWN_SCENES (one question about a scene of its own) or
     # a general scene with several turns; the first two by their weight against the total of all weights
     # (text_only 1 of 16 by default), the turns of a general record by the general families' weights.
-    record_kinds = ["text_only", *OWN_SCENES]
-    record_weights = [float(tasks.get(k, 0)) for k in record_kinds]
-    total = sum(record_weights) + sum(float(tasks.get(t, 0)) for t in TASKS)
-    kinds, cumulative = record_kinds + ["general"], []
-    for weight in record_weights:
-        cumulative.append((cumulative[-1] if cumulative else 0.0) + weight / max(total, 1e-9))
+    kinds = ["text_only", *OWN_SCENES, "general"]
+    weights = [float(tasks.get(k, 0)) for k in kinds[:-1]] + [sum(float(tasks.get(t, 0)) for t in TASKS)]
     for i in range(conf.n_finetune):
-        u = rng.random()
-        kind = next((k for k, c in zip(kinds, cumulative) if u < c), "general")
+        kind = rng.choices(kinds, weights)[0]
         if kind == "text_only":
             finetune.append({"id": f"lo{i}", "conversations": language_only(rng)})
         elif kind == "general":
@@ -467,10 +464,8 @@ def generate(folder: Path, conf) -> None:
                                              tuple(conf.turns)))
         else:
             scene = planted_scene(kind, rng)
-            example = task_example(kind, scene, rng)
-            finetune.append({"id": f"ft{i}", "image": writer.image(f"ft{i}", scene), "conversations": [
-                {"from": "human", "value": "<image>\n" + example["question"]},
-                {"from": "gpt", "value": example["answer"]}]})
+            finetune.append({"id": f"ft{i}", "image": writer.image(f"ft{i}", scene),
+                             "conversations": _one_turn(task_example(kind, scene, rng))})
     (folder / "align.json").write_text(json.dumps(align))
     (folder / "finetune.json").write_text(json.dumps(finetune))
     (folder / "eval").mkdir(exist_ok=True)
