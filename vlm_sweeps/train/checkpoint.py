@@ -101,7 +101,9 @@ class Checkpointer:
             atomic_save(state, self.path)
 
     def due(self, step: int, total: int) -> bool:
-        return self.every > 0 and (step % self.every == 0 or step == total)
+        """Every `every` optimizer steps, and always at a stage's end (`every` 0: only there), so a
+        finished run keeps the checkpoint of its final step (what re-evaluating it needs)."""
+        return step == total or (self.every > 0 and step % self.every == 0)
 
 
 def trained_state(model: torch.nn.Module, parts: set[str]) -> dict[str, torch.Tensor]:
