@@ -5,7 +5,10 @@
 
 The model is rebuilt from the run's `config.yaml` artifact (the resolved config the job ran with)
 and its trained weights are loaded from `<paths.runs_dir>/<signature>/checkpoint.pt` (or
-`eval.checkpoint`; a checkpoint alone names its run). This invocation decides only what does not
+`eval.checkpoint`; a checkpoint alone names its run), only if that checkpoint is the run's own at
+its final step: where another run's (another tracking store's) took its place, the run's own one set
+aside beside it as `checkpoint.<run id>.pt` is used, else nothing is evaluated (train/final_weights.py,
+the loader the job uses too). This invocation decides only what does not
 change the model: `benchmarks.*` (which suite, slim subset, batch size), `eval.*`, `paths.*`,
 `run.*` (device, threads) and `tracking.*` (the store holding the run).
 
@@ -40,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vlm_sweeps import naming, tracking
 from vlm_sweeps.config import Config, register_configs
-from vlm_sweeps.train.checkpoint import CHECKPOINT
+from vlm_sweeps.train import final_weights
 
 register_configs()
 log = logging.getLogger("vlm_sweeps")
@@ -81,12 +84,9 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise EvaluateError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise EvaluateError(f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
-        raise EvaluateError(f"{path} is not a vlm_sweeps checkpoint (no 'model' weights in it)")
-    return state
+        return final_weights.read(path)
+    except final_weights.NotItsWeights as err:
+        raise EvaluateError(str(err)) from None
 
 
 def _run_config(client, run, invocation: DictConfig) -> tuple[DictConfig, DictConfig]:
@@ -134,38 +134,35 @@ def resolve_target(invocation: DictConfig) -> Target:
                             "model yet; run the job to the end (python -m vlm_sweeps.run ...) first")
     signature = tags[naming.TAG_SIGNATURE]
     trained, cfg = _run_config(client, run, invocation)
-    if given is None:
-        tried = list(dict.fromkeys(Path(c.paths.runs_dir).expanduser().resolve() / signature / CHECKPOINT
-                                   for c in (cfg, trained)))
-        found = next((p for p in tried if p.is_file()), None)
-        if found is None:
-            raise EvaluateError(f"run {run_id} (signature {signature}) has no checkpoint: looked for "
-                                f"{', '.join(map(str, tried))}; set paths.root (or paths.runs_dir) to the job's, "
-                                "or pass eval.checkpoint=<path>")
-        given, state = found, _read_checkpoint(found)
-    elif state.get("run_id") not in (None, run_id) and given.parent.name != signature:
-        raise EvaluateError(f"checkpoint {given} belongs to run {state['run_id']}, not to run {run_id} "
-                            f"(signature {signature})")
-    step = sum(state.get("stage_steps", [])) or int(tags.get(naming.TAG_TOTAL_STEPS, 0))
+    step = tracking.final_step(client, run)
+    try:  # only the run's own final weights (train/final_weights.py), as a job re-evaluating it
+        if given is None:
+            folders = [Path(c.paths.runs_dir).expanduser().resolve() / signature for c in (cfg, trained)]
+            found = final_weights.find(folders, run_id, step)
+            if found is None:
+                tried = dict.fromkeys(str(f / final_weights.CHECKPOINT) for f in folders)
+                raise EvaluateError(f"run {run_id} (signature {signature}) has no checkpoint: looked for "
+                                    f"{', '.join(tried)}; set paths.root (or paths.runs_dir) to the job's, "
+                                    "or pass eval.checkpoint=<path>")
+            given, state = found
+        else:
+            final_weights.check(given, state, run_id, step)
+    except final_weights.NotItsWeights as err:
+        raise EvaluateError(str(err)) from None
     return Target(run_id, signature, cfg, given, state["model"], step)
 
 
 def load_weights(model: torch.nn.Module, target: Target) -> None:
-    """Put the trained weights into the rebuilt model; refuse weights of another architecture."""
-    parts = {p for stage in target.cfg.optimization.stages for p in stage.train}
-    current = model.state_dict()
-    unexpected = sorted(set(target.weights) - set(current))
-    missing = sorted(k for k in current if k.split(".", 1)[0] in parts and k not in target.weights)
-    shapes = [f"{k}: checkpoint {list(v.shape)} vs model {list(current[k].shape)}"
-              for k, v in target.weights.items() if k in current and v.shape != current[k].shape]
-    problems = [f"{len(v)} {what} (e.g. {', '.join(v[:3])})" for what, v in
-                (("unexpected keys", unexpected), ("missing trained keys", missing), ("shape mismatches", shapes)) if v]
-    if problems:
-        axes = ", ".join(f"{k}={target.cfg[k].name}" for k in ("encoder", "llm", "optimization", "scale"))
-        raise EvaluateError(f"checkpoint {target.checkpoint} does not match the config of run {target.run_id} "
-                            f"({axes}): {'; '.join(problems)}")
-    model.load_state_dict(target.weights, strict=False)
-    model.eval()
+    """Put the trained weights into the rebuilt model, strictly (the job's own loader,
+    final_weights.load); refuse weights of another architecture."""
+    from vlm_sweeps.job import trained_parts
+
+    axes = ", ".join(f"{k}={target.cfg[k].name}" for k in ("encoder", "llm", "optimization", "scale"))
+    try:
+        final_weights.load(model, target.weights, trained_parts(target.cfg),
+                           f"checkpoint {target.checkpoint} does not match the config of run {target.run_id} ({axes})")
+    except final_weights.NotItsWeights as err:
+        raise EvaluateError(str(err)) from None
 
 
 def compose_invocation(overrides: list[str]) -> DictConfig:

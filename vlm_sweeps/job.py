@@ -24,7 +24,7 @@ from vlm_sweeps.eval import pending
 from vlm_sweeps.eval.evaluation import evaluate
 from vlm_sweeps.redact import redact_uri
 from vlm_sweeps.setup import Setup, device_of, load_tokenizer, seed_everything, setup  # noqa: F401
-from vlm_sweeps.train import distributed
+from vlm_sweeps.train import distributed, final_weights
 from vlm_sweeps.train.checkpoint import Checkpointer
 from vlm_sweeps.train.runner import frozen_features, shared_tokens, train  # noqa: F401
 from vlm_sweeps.train.shared_align import SharedAlign
@@ -187,7 +187,7 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
         log.info("%s [%s] resumes MLflow run %s from its checkpoint", run_name(axes), signature, run_id)
     else:
         if saved is not None:  # its run is not in this store (another store, or a reset one): keep it aside
-            aside = checkpointer.folder / f"checkpoint.{saved.get('run_id') or 'unknown'}.pt"
+            aside = checkpointer.folder / final_weights.aside_name(saved.get("run_id"))
             checkpointer.path.replace(aside)
             log.warning("checkpoint of run %s is not resumable in %s; kept as %s", saved.get("run_id"),
                         redact_uri(tracker.uri), aside)
@@ -259,12 +259,14 @@ def log_evaluation(cfg: Any, tracker: Any, metrics: dict[str, float], prediction
 
 def evaluate_finished(cfg: Any, tracker: Any, checkpointer: Checkpointer, done: dict, lacking: list[str]
                       ) -> dict[str, float]:
-    """The benchmarks `lacking` of a FINISHED run, on the trained model of its checkpoint, logged
-    into that run (it stays FINISHED). No checkpoint: say so and what to do."""
+    """The benchmarks `lacking` of a FINISHED run, on the trained model of its own final checkpoint
+    (final_weights: `checkpoint.pt`, or `checkpoint.<run id>.pt` where another store's run of this
+    signature took its place), logged into that run (it stays FINISHED). No checkpoint: say so and
+    what to do; only another run's (or one at another step): final_weights.NotItsWeights, nothing logged."""
     import copy
 
-    saved = checkpointer.load()
-    if saved is None or "model" not in saved:
+    found = final_weights.find([checkpointer.folder], done["run_id"], done["steps"])
+    if found is None:
         raise validate.ConfigError([
             f"run {done['run_id']} is FINISHED but lacks {', '.join(lacking)}, and its checkpoint {checkpointer.path} "
             "is gone, so it cannot be evaluated without training again: evaluate a copy of the checkpoint with "
@@ -273,8 +275,10 @@ def evaluate_finished(cfg: Any, tracker: Any, checkpointer: Checkpointer, done: 
     t0 = time.perf_counter()
     sub = copy.deepcopy(cfg)
     sub.benchmarks.suite = list(lacking)
+    path, saved = found
     s = setup(sub)
-    s.model.load_state_dict(saved["model"], strict=False)
+    final_weights.load(s.model, saved["model"], trained_parts(cfg),
+                       f"checkpoint {path} of run {done['run_id']} does not fit the model its config builds")
     skipped: list[str] = []
     metrics, predictions = evaluate(sub, s, skipped=skipped)
     evaluated = [b for b in lacking if b not in skipped]
@@ -282,6 +286,11 @@ def evaluate_finished(cfg: Any, tracker: Any, checkpointer: Checkpointer, done: 
     log.info("evaluated %s on the checkpoint of run %s in %.1f s", ", ".join(evaluated), done["run_id"],
              time.perf_counter() - t0)
     return logged
+
+
+def trained_parts(cfg: Any) -> set[str]:
+    """The parts (encoder, projector, llm) some stage of the plan trains: what a checkpoint holds."""
+    return {part for stage in cfg.optimization.stages for part in stage.train}
 
 
 def run_align(cfg: Any) -> dict[str, str]:

@@ -14,6 +14,7 @@ from vlm_sweeps.config import register_configs
 from vlm_sweeps.data.llava import DataError
 from vlm_sweeps.locks import Busy
 from vlm_sweeps.train import Diverged
+from vlm_sweeps.train.final_weights import NotItsWeights
 from vlm_sweeps.validate import ConfigError
 
 register_configs()
@@ -42,8 +43,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
 
     try:
         result = run_job(cfg, sweep_id=current_sweep_id())
-    except (ConfigError, DataError) as err:
-        # the user's input is wrong: say what and how to fix it, without a stack trace
+    except (ConfigError, DataError, NotItsWeights) as err:
+        # the user's input is wrong (or a FINISHED run's checkpoint is another run's): say what and
+        # how to fix it, without a stack trace
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     except Busy as err:  # run.wait_for_owner=false and another process runs this signature

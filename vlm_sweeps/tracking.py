@@ -215,6 +215,15 @@ class SweepCallback(Callback):
         return {k: [row.get(k) for row in rows] for k in keys}
 
 
+def final_step(client: Any, run: Any) -> int:
+    """A run's optimizer steps: its total steps tag (naming.TAG_TOTAL_STEPS), else the step of its
+    last training-curve point (the last step is always logged); 0 when it records neither."""
+    total = int(run.data.tags.get(naming.TAG_TOTAL_STEPS, 0) or 0)
+    if total:
+        return total
+    return max((int(m.step) for m in client.get_metric_history(run.info.run_id, naming.TRAIN_LOSS)), default=0)
+
+
 class JobTracker:
     """The MLflow side of one job. What the job asks of it is plain data (ids, dicts, strings), so
     that it can run in a process of its own (tracking_process.py)."""
@@ -249,7 +258,7 @@ class JobTracker:
         tags = {k: v for k, v in done.data.tags.items() if k.startswith(naming.TAG_EVALUATED)}
         params = {k: v for k, v in done.data.params.items() if k.startswith("benchmarks.")}
         return {"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "tags": tags, "params": params,
-                "steps": int(done.data.tags.get(naming.TAG_TOTAL_STEPS, 0) or 0)}
+                "steps": final_step(self.client, done)}
 
     def attach(self, run_id: str) -> str:
         """Log into an existing run (a FINISHED one getting more evaluations) without reopening it."""
