@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from vlm_sweeps import atomic, identity, locks, naming, tracking, tracking_process, validate
 from vlm_sweeps.config import to_container
-from vlm_sweeps.data.checks import check_data, llava_files  # noqa: F401  (re-exported: job.check_data)
+from vlm_sweeps.data.checks import check_benchmarks, check_data, llava_files  # noqa: F401  (re-exported: job.check_data)
 from vlm_sweeps.eval import pending
 from vlm_sweeps.eval.evaluation import evaluate
 from vlm_sweeps.redact import redact_uri
@@ -70,6 +70,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         print(report(cfg))
         return JobResult(signature, "dry-run (nothing trained or tracked)", {}, dry_run=True)
     records = check_data(cfg)  # a data error leaves no FAILED run behind: none is opened yet
+    unreadable = check_benchmarks(cfg)  # nor does a missing benchmark file (it would fail after training)
     with distributed.session(cfg.run.parallel, device_of(cfg)) as dist, terminated_as_interrupt(), \
             contextlib.ExitStack() as owned:
         checkpointer = Checkpointer(Path(cfg.paths.runs_dir).resolve() / signature, cfg.run.checkpoint_every)
@@ -77,7 +78,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         if dist.is_main:
             try:
                 owned.enter_context(own(cfg, signature, checkpointer))
-                tracker = _open_run(cfg, signature, sweep_id, checkpointer)
+                tracker = _open_run(cfg, signature, sweep_id, checkpointer, unreadable)
             except BaseException as err:
                 dist.broadcast(RuntimeError(f"rank 0 could not open its run: {tracking.error_message(err)}"))
                 raise
@@ -90,7 +91,7 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
         heartbeat = tracking.Heartbeat(tracker, cfg.tracking.heartbeat_s, resume_command()) if tracker else None
         try:
             try:
-                metrics, timings = train_and_evaluate(cfg, tracker, checkpointer, dist, records)
+                metrics, timings = train_and_evaluate(cfg, tracker, checkpointer, dist, records, unreadable)
             finally:
                 if heartbeat:  # no beat after the run's last state
                     heartbeat.stop()
@@ -158,16 +159,19 @@ def resume_command() -> str | None:
     return redact_text(f"cd {shlex.quote(os.getcwd())} && python -m vlm_sweeps.run {shlex.join(overrides)}".rstrip())
 
 
-def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Checkpointer
+def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Checkpointer,
+              unreadable: dict[str, str] | None = None
               ) -> tracking_process.RemoteTracker | tracking.JobTracker | JobResult:
     """The MLflow run to train into (found again and reopened, or created), or the result of the
-    FINISHED run that makes this job a skip."""
+    FINISHED run that makes this job a skip. `unreadable`: benchmarks whose files are missing
+    (check_benchmarks, eval.continue_on_missing=true), which a FINISHED run goes on lacking."""
     tracker = tracking_process.open_tracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
                                             separate_process=cfg.tracking.get("process", True))
     done = tracker.finished_record(signature)
     axes = axes_of(cfg)
     if done is not None:
         lacking = pending.lacking_for(cfg, done["metrics"], done["tags"], done["params"])
+        lacking = [b for b in lacking if b not in (unreadable or {})]  # skipped, as warned
         if not lacking:
             log.info("%s [%s] already FINISHED in run %s: skipped", run_name(axes), signature, done["run_id"])
             return JobResult(signature, done["run_id"], done["metrics"], skipped=True)
@@ -201,15 +205,18 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
 
 def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | tracking.JobTracker | None,
                        checkpointer: Checkpointer, dist: distributed.Distributed | None = None,
-                       records: dict[str, list] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+                       records: dict[str, list] | None = None, unreadable: dict[str, str] | None = None
+                       ) -> tuple[dict[str, float], dict[str, float]]:
     """Set up, train, evaluate. Several processes: every rank trains; rank 0 (the one with a
     `tracker`) logs and evaluates the full model while the others wait, and returns the metrics.
-    `records`: check_data's, when the caller checked the data already."""
+    `records`: check_data's, `unreadable`: check_benchmarks', when the caller checked them already
+    (a suite whose every benchmark lacks its files, eval.continue_on_missing=true: nothing is evaluated)."""
     from vlm_sweeps.train.stages import count_parameters
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     records = check_data(cfg) if records is None else records
+    unreadable = check_benchmarks(cfg) if unreadable is None else unreadable
     s = setup(cfg, dist)
     s.records.update(records)
     timings["setup_s"] = time.perf_counter() - t0
@@ -226,7 +233,10 @@ def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | track
         tracker.set_tag(f"{naming.TAG_PREFIX}params.{part}", str(n["total"]))
     t_eval = time.perf_counter()
     skipped: list[str] = []
-    metrics, predictions = evaluate(cfg, s, skipped=skipped)
+    if cfg.benchmarks.suite and all(b in unreadable for b in cfg.benchmarks.suite):
+        metrics, predictions, skipped = {}, {}, list(cfg.benchmarks.suite)  # warned before training
+    else:
+        metrics, predictions = evaluate(cfg, s, skipped=skipped)
     if skipped:
         tracker.set_tag(naming.TAG_SKIPPED_BENCHMARKS, ",".join(skipped))
     timings["eval_s"] = time.perf_counter() - t_eval

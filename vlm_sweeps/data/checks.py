@@ -1,9 +1,13 @@
-"""Data checks before a job opens its run: every record of a real mix read, every image found."""
+"""Data checks before a job opens its run: every record of a real mix read, every image found, and
+every file the benchmark suite reads there (so a missing one stops a job before it trains, not after)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("vlm_sweeps.job")
 
 
 def llava_files(cfg: Any) -> dict[str, Path]:
@@ -29,3 +33,40 @@ def check_data(cfg: Any, stages: list[str] | None = None) -> dict[str, list]:
             check_images_exist(records[stage.name], files[stage.name])
     return records
 
+
+
+def check_benchmarks(cfg: Any) -> dict[str, str]:
+    """The suite's benchmarks read from the data root, loaded as the evaluation will load them (each
+    family's loader requires its files and the images of the examples it selects), before anything
+    trains. A missing file raises DataError naming every benchmark's missing file and the fix; with
+    `eval.continue_on_missing=true` it is a warning listing what the evaluation will skip, and the
+    result is {benchmark: why} of those (the synthetic benchmarks are made by the job itself)."""
+    from vlm_sweeps.data.llava import DataError
+    from vlm_sweeps.eval import registry
+
+    data_root = Path(cfg.paths.data_root).resolve()
+    context = registry.LoadContext(data_root, cfg.benchmarks.max_examples, cfg.seed)
+    missing: dict[str, str] = {}
+    for name in cfg.benchmarks.suite:
+        benchmark = registry.get(name)
+        if benchmark.synthetic:
+            continue
+        try:
+            benchmark.load(context)
+        except FileNotFoundError as err:  # eval.families.files.MissingBenchmarkFile
+            missing[name] = str(err)
+        except ValueError as err:  # a file there but not as released: no setting skips it
+            raise DataError(f"benchmark {name!r}: {err}; nothing was trained") from None
+    if not missing:
+        return {}
+    listed = "\n  - ".join(missing.values())
+    if not cfg.eval.continue_on_missing:
+        raise DataError(f"{len(missing)} of {len(cfg.benchmarks.suite)} benchmarks of the suite lack files under "
+                        f"paths.data_root={data_root}; nothing was trained:\n  - {listed}\nput the files there "
+                        "(each line says what to download), set paths.data_root to where they are, leave those "
+                        "benchmarks out of benchmarks.suite, or add eval.continue_on_missing=true to train now "
+                        "and skip them (a later run of the same job evaluates them on its checkpoint)")
+    log.warning("eval.continue_on_missing=true: the evaluation will skip %d of %d benchmarks of the suite, "
+                "whose files are not under %s (a later run of this job, once they are there, evaluates them "
+                "on its checkpoint):\n  - %s", len(missing), len(cfg.benchmarks.suite), data_root, listed)
+    return missing
