@@ -93,7 +93,11 @@ def find(folders: list[Path], run_id: str, final_step: int) -> tuple[Path, dict[
         for path in (folder / CHECKPOINT, folder / aside_name(run_id)):
             if not path.is_file():
                 continue
-            state = read(path)
+            try:
+                state = read(path)
+            except NotItsWeights as err:  # unreadable: the other file may still be the run's own
+                wrong.append(str(err))
+                continue
             why = problem(state, run_id, final_step)
             if why is None:
                 return path, state
