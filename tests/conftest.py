@@ -58,19 +58,44 @@ def clean_env(monkeypatch):
 
 
 # Test tiers, one per folder, selectable by marker: the fast ones (unit, config, eval, analysis,
-# full, launchers) run in a couple of minutes with
+# full, launchers) with
 #   python -m pytest -m "not integration and not distributed and not cluster"
 # and CI runs everything. A test may also carry a slower tier's marker itself (an end-to-end test in
 # a fast folder is marked `integration`).
 TIERS = ("unit", "config", "eval", "analysis", "full", "launchers", "integration", "distributed", "cluster")
 
+# pytest-xdist (`-n 2 --dist loadgroup`, the default in pyproject.toml): each group runs whole on one
+# worker, so the fixtures it shares are made once. A module is a group; these tiers are one group
+# each, because their session fixtures are expensive (the SLURM cluster: one per session) or shared
+# across their modules.
+SHARED_TIERS = ("cluster", "distributed", "analysis", "full")
 
+
+def group_of(folder: str, module: str) -> str:
+    return folder if folder in SHARED_TIERS else module
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parent
     for item in items:
         try:
-            folder = Path(str(item.fspath)).resolve().relative_to(root).parts[0]
+            relative = Path(str(item.fspath)).resolve().relative_to(root)
         except ValueError:
             continue
+        folder = relative.parts[0]
         if folder in TIERS:
             item.add_marker(getattr(pytest.mark, folder))
+            item.add_marker(pytest.mark.xdist_group(group_of(folder, relative.as_posix())))
+
+
+def pytest_configure(config):
+    """Under xdist each worker counts as a vlm_sweeps job on this host (vlm_sweeps.cpu_share's registry),
+    with an equal share of the cores for its own torch: a job it runs in-process or starts as a
+    process then takes its share of what is left, never the whole machine. Two workers whose torch
+    each took every core would oversubscribe it many times over (30x slower generation was seen)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
+        from vlm_sweeps import cpu_share
+
+        cpu_share.start(max(1, len(os.sched_getaffinity(0)) // workers))

@@ -28,6 +28,7 @@ def headline(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_headline_table_through_the_cli(headline, tmp_path):
     out = tmp_path / "report"
     proc = subprocess.run(

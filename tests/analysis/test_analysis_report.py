@@ -20,6 +20,7 @@ from analysis.publish import ARTIFACT_PATH, NOTE_TAG, ZSCORE_METRIC
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_cli_writes_a_radar_per_varying_axis(store, encoder_resize, tmp_path):
     """Issue 2, item 8: encoder and resize vary -> radar charts for both, table, report."""
     out = tmp_path / "report"

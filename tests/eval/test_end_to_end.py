@@ -216,6 +216,7 @@ def test_cli_evaluates_a_finished_run_without_retraining_and_logs_into_it(finish
     assert "synth_count/accuracy" in out.stdout
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_blind_control_logs_under_its_own_names_and_reuses_cached_predictions(finished_job):
     from mlflow.tracking import MlflowClient
 
@@ -240,6 +241,7 @@ def test_blind_control_logs_under_its_own_names_and_reuses_cached_predictions(fi
     assert {"benchmark": "synth_pope", "blind": True} in [{k: h[k] for k in ("benchmark", "blind")} for h in headers]
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_evaluate_skips_missing_benchmarks_when_asked_and_tags_them(finished_job, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -255,6 +257,7 @@ def test_evaluate_skips_missing_benchmarks_when_asked_and_tags_them(finished_job
     assert tags[naming.TAG_PREFIX + "skipped_benchmarks"] == "gqa"
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_evaluate_says_what_is_wrong(finished_job, tmp_path):
     from vlm_sweeps.evaluate import EvaluateError, evaluate_run
 
@@ -283,6 +286,7 @@ def test_evaluate_says_what_is_wrong(finished_job, tmp_path):
         evaluate_run(compose(evaluate_args(finished_job, f"eval.checkpoint={tmp_path / 'other.pt'}")))
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_a_checkpoint_alone_names_its_run(finished_job):
     from vlm_sweeps.evaluate import evaluate_run
 

@@ -98,6 +98,7 @@ def test_an_incomplete_download_is_not_taken_for_weights(tmp_path, models_dir, e
     assert weights.missing(compose_full([], tmp_path, models_dir=models_dir)) == []
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_cli_scale_full_stops_before_training_naming_the_missing_ids(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VLM_SWEEPS_"))}
     env.update(HF_HUB_CACHE=str(tmp_path / "empty_cache"), HF_HUB_OFFLINE="1",

@@ -248,6 +248,7 @@ def test_the_slurm_launcher_receives_the_ablation_and_reuses_its_compositions(tm
     assert seen["validated"] == 3  # composed once, by the plan
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_the_cli_prints_the_plan_of_the_must_show_ablation(tmp_path):
     command = [sys.executable, "-m", "vlm_sweeps.run", "-m", "hydra/sweeper=ablation", "encoder=clip,siglip,dinosiglip",
                "resize=letterbox,naive,crop", "hydra.sweeper.dry=true", f"paths.root={tmp_path}",

@@ -109,6 +109,7 @@ def test_plugin_module_is_light():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_a_job_is_pinned_before_torch_can_load():
     """What submitit unpickles in the job's process, before PinnedJob pins it, loads no torch: the
     job itself (its config, task function and Hydra's state) is unpickled only after pinning."""
@@ -182,6 +183,7 @@ def engine(local_master, tmp_path, monkeypatch):
     return run
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 @TWO_CPUS
 def test_two_jobs_run_at_once_each_pinned_to_its_cpu_with_one_thread(engine, tmp_path):
     returns = engine(report, [0, 1], plan_slots(2, [], [0, 1], budget=2))
@@ -198,16 +200,19 @@ def test_two_jobs_run_at_once_each_pinned_to_its_cpu_with_one_thread(engine, tmp
     assert (tmp_path / "sweep" / "1" / ".hydra" / "overrides.yaml").read_text().count("seed=1") == 1
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_one_slot_runs_the_jobs_one_after_another(engine):
     a, b = (r.return_value for r in engine(naps, [0, 1], plan_slots(1, [], [0], budget=1)))
     assert a["end"] <= b["start"]
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_each_job_sees_only_its_gpu(engine):
     slots = [Slot(0, None, "3"), Slot(1, None, "5")]
     assert sorted(r.return_value["cuda"] for r in engine(report, [0, 1], slots)) == ["3", "5"]
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 @TWO_CPUS
 def test_a_failing_or_killed_job_fails_alone_and_says_why(engine, tmp_path):
     returns = engine(misbehaves, [0, 1, 2, 3], plan_slots(2, [], [0, 1], budget=2))

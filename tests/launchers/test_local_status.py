@@ -83,11 +83,32 @@ def store(tmp_path):
 
 
 def cli_status(args: list[str], cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """The real command in a process of its own (one test keeps this path)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VLM_SWEEPS_"))}
     env.update(env_extra or {})
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "launchers", "status", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture()
+def status_cli(monkeypatch, capsys):
+    """`python -m launchers status ARGS` run in this process (its entry function, `launchers.__main__.main`),
+    from `cwd`, with the environment `cli_status` gives its process: the same exit code and output."""
+
+    def run(args: list[str], cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+        with monkeypatch.context() as m:
+            for name in [k for k in os.environ if k.startswith(("MLFLOW_", "VLM_SWEEPS_"))]:
+                m.delenv(name)
+            for name, value in (env_extra or {}).items():
+                m.setenv(name, value)
+            m.chdir(cwd)
+            capsys.readouterr()
+            code = cli.main(["status", *args])
+            out = capsys.readouterr()
+        return subprocess.CompletedProcess(["python", "-m", "launchers", "status", *args], code, out.out, out.err)
+
+    return run
 
 
 def _states(output: str) -> dict[str, str]:
@@ -104,6 +125,7 @@ def _states(output: str) -> dict[str, str]:
     return rows
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_the_store_view_tells_dead_runs_from_live_ones(store, tmp_path):
     out = cli_status(["--tracking-uri", store], tmp_path)
     assert out.returncode == 0, out.stderr
@@ -128,33 +150,33 @@ def test_the_store_view_tells_dead_runs_from_live_ones(store, tmp_path):
     assert "old attempt" not in text
 
 
-def test_the_store_view_of_one_sweep(store, tmp_path):
-    out = cli_status(["--tracking-uri", store, "--sweep", "multirun_b"], tmp_path)
+def test_the_store_view_of_one_sweep(store, tmp_path, status_cli):
+    out = status_cli(["--tracking-uri", store, "--sweep", "multirun_b"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "sweep multirun_b: 1 jobs" in out.stdout and set(_states(out.stdout)) == {"interrupt000"}
 
 
-def test_without_a_manifest_status_falls_back_to_the_store(store, tmp_path):
+def test_without_a_manifest_status_falls_back_to_the_store(store, tmp_path, status_cli):
     """No SLURM sweep under --root: the store of $MLFLOW_TRACKING_URI, else ./mlflow.db."""
-    out = cli_status([], tmp_path)  # tmp_path/mlflow.db is the store
+    out = status_cli([], tmp_path)  # tmp_path/mlflow.db is the store
     assert out.returncode == 0, out.stderr
     assert _states(out.stdout)["stale0000000"] == "dead"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    out = cli_status([], elsewhere, {"MLFLOW_TRACKING_URI": store})
+    out = status_cli([], elsewhere, {"MLFLOW_TRACKING_URI": store})
     assert out.returncode == 0, out.stderr
     assert _states(out.stdout)["killedpid000"] == "dead"
 
 
-def test_no_store_is_an_error_not_a_new_store(tmp_path):
-    out = cli_status([], tmp_path)
+def test_no_store_is_an_error_not_a_new_store(tmp_path, status_cli):
+    out = status_cli([], tmp_path)
     assert out.returncode == 2
     assert "no SLURM sweep recorded" in out.stderr and "no tracking store at" in out.stderr
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_an_unknown_experiment_names_the_ones_there(store, tmp_path):
-    out = cli_status(["--tracking-uri", store, "--experiment", "nope"], tmp_path)
+def test_an_unknown_experiment_names_the_ones_there(store, tmp_path, status_cli):
+    out = status_cli(["--tracking-uri", store, "--experiment", "nope"], tmp_path)
     assert out.returncode == 2 and "no experiment 'nope'" in out.stderr and naming.DEFAULT_EXPERIMENT in out.stderr
 
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 from torch import nn
 
@@ -43,6 +44,7 @@ def _worker(folder: str, name: str) -> None:
                 "logged": logged, "steps": state["steps"]}, Path(folder) / f"{name}.pt")
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_two_processes_wanting_one_align_train_it_once(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(str(tmp_path), name)) for name in ("a", "b")]

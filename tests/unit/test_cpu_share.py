@@ -71,6 +71,7 @@ def cpus() -> int:
     return cpu_share.cpus_available(environ={})  # the workers run without SLURM variables
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_two_jobs_share_the_cpus_and_a_killed_one_stops_counting(jobs, tmp_path):
     first, second = jobs(), jobs()
     alone = first.ask("start none")
@@ -90,6 +91,7 @@ def test_two_jobs_share_the_cpus_and_a_killed_one_stops_counting(jobs, tmp_path)
     assert [p.name for p in (tmp_path / "registry").iterdir()] == [str(first.proc.pid)]  # dead file removed
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to pin two jobs apart")
 def test_jobs_pinned_to_disjoint_cpus_do_not_share(jobs, tmp_path):
     a, b = sorted(os.sched_getaffinity(0))[:2]
@@ -103,6 +105,7 @@ def test_jobs_pinned_to_disjoint_cpus_do_not_share(jobs, tmp_path):
     assert cpu_share.live_jobs(registry, cpus={a, b}) == 2  # a job spanning both CPUs competes with both
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_run_threads_overrides_and_still_counts_as_a_job(jobs):
     fixed, auto = jobs(), jobs()
     reply = fixed.ask("start 3")
@@ -112,6 +115,7 @@ def test_run_threads_overrides_and_still_counts_as_a_job(jobs):
     assert reply["value"] is None and reply["torch"] == 3
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_slurm_cpus_per_task_bounds_the_threads(jobs):
     reply = jobs(SLURM_CPUS_PER_TASK="1").ask("start none")
     assert reply["torch"] == reply["current"] == 1

@@ -85,6 +85,7 @@ def _fill(root: str, start: int) -> None:
             features.store([key], [value, value + 1])
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_several_jobs_filling_the_same_entries_at_once(tmp_path):
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_fill, args=(str(tmp_path), start)) for start in (0, 10, 20, 30)]

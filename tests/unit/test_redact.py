@@ -99,6 +99,7 @@ def test_install_log_filter_on_the_root_handlers(tmp_path):
     assert (tmp_path / "root.log").read_text().strip() == "connecting to postgresql://***@db/x"
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_no_file_a_job_writes_holds_the_secret(tmp_path):
     """Hydra's output files (.hydra/config.yaml, hydra.yaml, overrides.yaml) and the job log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -115,6 +116,7 @@ def test_no_file_a_job_writes_holds_the_secret(tmp_path):
     assert "SECRET" not in out.stdout + out.stderr
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_no_file_of_a_multirun_holds_the_secret(tmp_path):
     """A local sweep: the sweep's multirun.yaml, each job's .hydra files and log, and the console
     (Hydra's launcher logs every job's overrides). The secret rides in an override of a string."""

@@ -52,6 +52,7 @@ def test_a_run_whose_start_fails_is_failed_not_running(tmp_path, monkeypatch):
     assert "artifact store unreachable" in run.data.tags[naming.TAG_ERROR]
 
 
+@pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
 def test_any_first_job_may_create_a_fresh_sqlite_store(tmp_path):
     """Three processes open one fresh store at once (before: `duplicate column name: step`)."""
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"

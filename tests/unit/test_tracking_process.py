@@ -18,6 +18,9 @@ from mlflow.tracking import MlflowClient
 from vlm_sweeps import naming
 from vlm_sweeps.tracking_process import RemoteTracker, TrackingError, TrackingProcess
 
+# every test runs a tracking process (a process of ours importing MLflow): integration tier
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def process():
