@@ -13,8 +13,7 @@ from omegaconf import DictConfig
 from vlm_sweeps.config import register_configs
 from vlm_sweeps.data.llava import DataError
 from vlm_sweeps.locks import Busy
-from vlm_sweeps.train import Diverged
-from vlm_sweeps.train.final_weights import NotItsWeights
+from vlm_sweeps.train import Diverged, NotItsWeights
 from vlm_sweeps.validate import ConfigError
 
 register_configs()

@@ -12,3 +12,9 @@ def is_rank_zero() -> bool:
 class Diverged(RuntimeError):
     """Training produced a non-finite loss, gradient or weight: the run fails, its last finite
     checkpoint is kept (train/loop.py, train/checkpoint.py)."""
+
+
+class NotItsWeights(ValueError):
+    """A checkpoint that is not a FINISHED run's own final state (train/final_weights.py); the message
+    (one line) names the run, the run the checkpoint belongs to, and what to do. Defined here, with no
+    torch import, so that the entry point can catch it before the job imports torch."""

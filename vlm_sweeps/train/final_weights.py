@@ -17,12 +17,8 @@ from typing import Any
 
 import torch
 
+from vlm_sweeps.train import NotItsWeights  # noqa: F401  (defined torch-free, for run.py)
 from vlm_sweeps.train.checkpoint import CHECKPOINT
-
-
-class NotItsWeights(ValueError):
-    """A checkpoint that is not a FINISHED run's own final state; the message (one line) names the
-    run, the run the checkpoint belongs to, and what to do."""
 
 
 def aside_name(run_id: str | None) -> str:
