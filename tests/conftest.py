@@ -4,6 +4,7 @@ tokenizer per test session (built once, reused by every tier that needs them).""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,40 @@ def compose(overrides: list[str] | None = None, root: Path | None = None):
     extra = [f"paths.root={root}"] if root is not None else []
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides or []) + extra)
+
+
+_EMPTY_STORE: Path | None = None
+
+
+def seed_store(db: Path) -> Path:
+    """Give the sqlite file `db` MLflow's schema and nothing else, unless it exists: a copy of an empty
+    store that MLflow made once in this process. A fresh store costs ~3 s of CPU in MLflow's schema
+    migrations, in every job process that meets one; the tests of a fresh store's creation (several
+    jobs at once, its lock) start without one: tests/unit/test_run_records.py, test_reliability.py."""
+    global _EMPTY_STORE
+    if db.exists():
+        return db
+    if _EMPTY_STORE is None or not _EMPTY_STORE.exists():
+        import tempfile
+
+        from mlflow.tracking import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="vlm_sweeps_empty_store_"))
+        MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()  # creates the schema
+        _EMPTY_STORE = folder / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_EMPTY_STORE, db)
+    return db
+
+
+def store_of(args: list[str], cwd: Path) -> Path | None:
+    """The sqlite file a `python -m vlm_sweeps.run ARGS` started in `cwd` tracks to (tracking.uri=, else
+    ./mlflow.db), or None for another kind of store."""
+    for arg in args:
+        if arg.startswith("tracking.uri="):
+            uri = arg.split("=", 1)[1]
+            return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return cwd / "mlflow.db"
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, seed_store
 from vlm_sweeps import naming
 from vlm_sweeps.identity import align_signature
 from vlm_sweeps.job import run_job
@@ -23,7 +23,7 @@ def curve(client, run_id, name):
 @pytest.fixture()
 def store(tmp_path, small_world, session_root, clean_env):
     """(tracking args for an experiment, its client); jobs share the session's world and tokenizer."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
 
     def args(experiment: str) -> list[str]:
         return [f"tracking.uri={uri}", f"tracking.experiment={experiment}", f"paths.cache_dir={session_root / 'cache'}"]

@@ -6,7 +6,7 @@ from tests.integration.conftest import run_cli
 
 
 def test_unknown_encoder_fails_and_lists_the_valid_ones(tmp_path):
-    out = run_cli(["-m", "vlm_sweeps.run", "encoder=nope"], tmp_path)
+    out = run_cli(["-m", "vlm_sweeps.run", "encoder=nope"], tmp_path, seed=False)
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "Could not find 'encoder/nope'" in text

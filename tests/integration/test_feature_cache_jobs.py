@@ -7,7 +7,7 @@ import re
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, seed_store
 from vlm_sweeps import naming
 from vlm_sweeps.job import run_job
 
@@ -24,7 +24,7 @@ def _curve(client, run_id: str) -> list[tuple[int, float]]:
 
 
 def test_results_are_equal_with_and_without_the_cache_and_features_are_reused(tmp_path, clean_env):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     client = MlflowClient(uri)
 
     def job(*extra, root="cached"):
@@ -54,7 +54,7 @@ def test_results_are_equal_with_and_without_the_cache_and_features_are_reused(tm
 
 
 def test_a_trained_encoder_uses_no_cache(tmp_path, clean_env):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     result = run_job(compose(SMALL + ["optimization=full_finetune", f"tracking.uri={uri}"], root=tmp_path))
     tags = MlflowClient(uri).get_run(result.run_id).data.tags
     assert f"{naming.TAG_FEATURE_CACHE}.finetune" not in tags

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, SMALL
+from tests.conftest import REPO, SMALL, seed_store
 from vlm_sweeps import naming
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 
 def sweep(tmp_path: Path, args: list[str], **popen) -> subprocess.Popen:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     return subprocess.Popen([sys.executable, "-m", "vlm_sweeps.run", "-m", *args, *LOCAL, *SMALL,
                              f"tracking.uri={uri}", f"paths.root={tmp_path / 'root'}"], cwd=tmp_path,
                             env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -5,7 +5,7 @@ run that was never interrupted."""
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, seed_store
 from vlm_sweeps import naming
 from vlm_sweeps.job import run_job
 
@@ -14,7 +14,7 @@ JOB = SMALL + ["optimization=two_stage", "run.checkpoint_every=2", "run.log_ever
 
 
 def test_failed_job_is_marked_failed_then_resumes_to_identical_metrics(tmp_path, clean_env):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     reference = run_job(compose(JOB + [f"tracking.uri={uri}"], root=tmp_path / "a"))
 
     interrupted_root = tmp_path / "b"
@@ -49,11 +49,11 @@ def test_failed_job_is_marked_failed_then_resumes_to_identical_metrics(tmp_path,
 
 def test_a_checkpoint_from_another_store_is_kept_aside_not_deleted(tmp_path, clean_env):
     root = tmp_path / "root"
-    first = run_job(compose(SMALL + [f"tracking.uri=sqlite:///{tmp_path / 'a.db'}"], root=root))
+    first = run_job(compose(SMALL + [f"tracking.uri=sqlite:///{seed_store(tmp_path / 'a.db')}"], root=root))
     ckpt_dir = root / "runs" / first.signature
     assert (ckpt_dir / "checkpoint.pt").is_file()
     # same paths.root, a fresh store: the job runs anew, the first store's model stays on disk
-    second = run_job(compose(SMALL + [f"tracking.uri=sqlite:///{tmp_path / 'b.db'}"], root=root))
+    second = run_job(compose(SMALL + [f"tracking.uri=sqlite:///{seed_store(tmp_path / 'b.db')}"], root=root))
     assert not second.skipped and second.signature == first.signature
     assert (ckpt_dir / f"checkpoint.{first.run_id}.pt").is_file()
     assert (ckpt_dir / "checkpoint.pt").is_file()

@@ -5,7 +5,7 @@ import logging
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, seed_store
 from vlm_sweeps import naming
 from vlm_sweeps.job import run_job
 
@@ -13,7 +13,7 @@ JOB = SMALL + ["run.log_every=1"]
 
 
 def test_a_later_job_reads_the_tokens_and_equals_one_that_tokenized(tmp_path, clean_env, caplog):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     client = MlflowClient(uri)
 
     def job(*extra, root="shared"):

@@ -3,7 +3,7 @@ its own process log the same run: same params, tags, metrics and training curve.
 
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, seed_store
 from vlm_sweeps import naming
 from vlm_sweeps.job import run_job
 
@@ -12,7 +12,7 @@ VOLATILE = {"mlflow.runName", "mlflow.user", "mlflow.source.name", "mlflow.sourc
 
 
 def test_a_job_logs_the_same_run_with_or_without_its_tracking_process(tmp_path, clean_env):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{seed_store(tmp_path / 'mlflow.db')}"
     client = MlflowClient(uri)
     results = {mode: run_job(compose(SMALL + ["run.log_every=1", f"tracking.uri={uri}", f"tracking.process={mode}",
                                               f"tracking.experiment={mode}"], root=tmp_path / mode))
