@@ -67,7 +67,10 @@ def write_report(analysis: Analysis, out: str | Path, formats: tuple[str, ...] =
 
 
 def _write_table(frame: pd.DataFrame, folder: Path, stem: str, table: tables.Table) -> list[str]:
-    frame.to_csv(folder / f"{stem}.csv", index=False)
+    # CRLF rows (RFC 4180): the csv module then quotes a cell holding a CR, which would otherwise
+    # end the row in a spreadsheet and start a new one with the rest of the cell
+    tables.spreadsheet_safe(frame).to_csv(folder / f"{stem}.csv", index=False,
+                                          lineterminator="\r\n")
     (folder / f"{stem}.md").write_text(tables.markdown(table), "utf-8")
     (folder / f"{stem}.tex").write_text(tables.latex(table), "utf-8")
     return [f"{stem}.csv", f"{stem}.md", f"{stem}.tex"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as _html
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -80,6 +81,30 @@ def _plain(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, "CSV injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _inert(v: object) -> object:
+    if (isinstance(v, str) and v.startswith(FORMULA_START)
+            and not _NUMBER.fullmatch(v)):  # "-0.5" is a number, not a formula
+        return "'" + v
+    return v
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` for a CSV file: each text cell (and column name) that a spreadsheet would run as a
+    formula gets a leading single quote, as OWASP recommends, since labels come from user-written
+    option names, study ids and tags (`=HYPERLINK(...)` -> `'=HYPERLINK(...)`). Numeric columns,
+    and text that is a number such as "-0.5", are written unchanged."""
+    out = frame.copy()
+    for c in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].map(_inert)
+    return out.rename(columns=_inert)
 
 
 def markdown(table: Table) -> str:
