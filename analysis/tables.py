@@ -107,16 +107,24 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=_inert)
 
 
+def markdown_cell(text: str) -> str:
+    """`text` as one Markdown table cell: no raw HTML from a label (`<`, `>`, `&` as entities, so
+    `<script>` shows as text), `\\` and `|` escaped so it cannot end the cell, line breaks as
+    spaces so it cannot end the row."""
+    text = _html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|")
+    return re.sub(r"[\r\n]+", " ", text)
+
+
 def markdown(table: Table) -> str:
-    """GitHub-flavoured Markdown; best cells in bold."""
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(esc(h) for h in table.header) + " |",
+    """GitHub-flavoured Markdown; best cells in bold; labels escaped (`markdown_cell`)."""
+    lines = ["| " + " | ".join(markdown_cell(h) for h in table.header) + " |",
              "|" + "|".join("---:" if n else "---" for n in table.numeric) + "|"]
     for row, marks in zip(table.rows, table.best):
-        cells = [f"**{esc(c)}**" if m else esc(c) for c, m in zip(row, marks)]
+        cells = [f"**{markdown_cell(c)}**" if m else markdown_cell(c) for c, m in zip(row, marks)]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    return (f"{table.caption}\n\n" if table.caption else "") + text
+    caption = _html.escape(table.caption, quote=False)
+    return (f"{caption}\n\n" if caption else "") + text
 
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
