@@ -3,13 +3,15 @@ job restarted after a crash) sees the old file or the new one, never half of one
 
 A temp file is named `.<target>.<host>-<pid>.<random>.tmp`: a writer killed mid-write (SIGKILL,
 OOM, a node lost) leaves it behind, and `remove_stale` (run by whoever takes over the folder)
-removes the ones whose writer is gone, so a killed job does not leave GBs of half checkpoints."""
+removes the ones whose writer is gone, so a killed job does not leave GBs of half checkpoints.
+A folder built aside and renamed into place (`temp_dir`) is named the same way and cleaned alike."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -50,10 +52,17 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def temp_dir(parent: Path | str, name: str) -> Path:
+    """A new empty folder in `parent`, named as the temp files of atomic writes are
+    (`.<name>.<host>-<pid>.<random>.tmp`), to build into and then rename into place: a builder
+    killed mid-build leaves it behind, and `remove_stale` removes it once the builder is gone."""
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{_writer()}.", suffix=".tmp"))
+
+
 def remove_stale(folder: Path | str, now: float | None = None) -> list[Path]:
-    """Remove the temp files of atomic writes in `folder` whose writer is gone: a process of this
-    host that no longer runs, or (another host's, or unnamed) older than STALE_AFTER_S. Returns
-    what was removed. Temp files of live writers are never touched."""
+    """Remove the temp files (and `temp_dir` folders) of atomic writes in `folder` whose writer is
+    gone: a process of this host that no longer runs, or (another host's, or unnamed) older than
+    STALE_AFTER_S. Returns what was removed. Those of live writers are never touched."""
     from vlm_sweeps.locks import pid_alive
 
     folder = Path(folder)
@@ -64,7 +73,8 @@ def remove_stale(folder: Path | str, now: float | None = None) -> list[Path]:
     removed = []
     for entry in os.scandir(folder):
         match = _TEMP.match(entry.name)
-        if match is None or not entry.is_file():
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if match is None or not (is_dir or entry.is_file()):
             continue
         if match["pid"] is not None and match["host"] == host:
             stale = int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"]))
@@ -75,10 +85,14 @@ def remove_stale(folder: Path | str, now: float | None = None) -> list[Path]:
                 continue
         if stale:
             try:
-                size = entry.stat().st_size
-                os.unlink(entry.path)
-            except FileNotFoundError:
+                size = 0 if is_dir else entry.stat().st_size
+                if is_dir:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:  # another cleaner got there first
                 continue
             removed.append(Path(entry.path))
-            log.info("removed %s (%.1f MB), left by an interrupted write", entry.path, size / 1e6)
+            log.info("removed %s%s, left by an interrupted write", entry.path,
+                     "" if is_dir else f" ({size / 1e6:.1f} MB)")
     return removed

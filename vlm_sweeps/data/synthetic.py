@@ -42,12 +42,12 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from vlm_sweeps import atomic
 from vlm_sweeps.models.prompts import fixed_strings
 
 # Part of the world's cache key (world_key): bump it whenever the generator changes what it writes, so
@@ -503,12 +503,14 @@ def world_key(conf) -> str:
 
 
 def ensure_world(cache_dir: Path, conf) -> Path:
-    """The world's folder for `conf`, generated on first use (atomic: built aside, then renamed)."""
+    """The world's folder for `conf`, generated on first use (atomic: built aside, then renamed).
+    Half-built worlds of killed builders are removed first; those of live builders are kept."""
     target = Path(cache_dir) / "synthetic" / world_key(conf)
+    atomic.remove_stale(target.parent)
     if (target / "corpus.txt").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-world-"))
+    tmp = atomic.temp_dir(target.parent, f"tmp-world-{target.name}")
     try:
         generate(tmp, conf)
         os.rename(tmp, target)
