@@ -155,7 +155,7 @@ def resolve_target(invocation: DictConfig) -> Target:
 def load_weights(model: torch.nn.Module, target: Target) -> None:
     """Put the trained weights into the rebuilt model, strictly (the job's own loader,
     final_weights.load); refuse weights of another architecture."""
-    from vlm_sweeps.job import trained_parts
+    from vlm_sweeps.train.checkpoint import trained_parts
 
     axes = ", ".join(f"{k}={target.cfg[k].name}" for k in ("encoder", "llm", "optimization", "scale"))
     try:

@@ -25,7 +25,7 @@ from vlm_sweeps.eval.evaluation import evaluate
 from vlm_sweeps.redact import redact_uri
 from vlm_sweeps.setup import Setup, device_of, load_tokenizer, seed_everything, setup  # noqa: F401
 from vlm_sweeps.train import distributed, final_weights
-from vlm_sweeps.train.checkpoint import Checkpointer
+from vlm_sweeps.train.checkpoint import Checkpointer, trained_parts
 from vlm_sweeps.train.runner import frozen_features, shared_tokens, train  # noqa: F401
 from vlm_sweeps.train.shared_align import SharedAlign
 
@@ -296,11 +296,6 @@ def evaluate_finished(cfg: Any, tracker: Any, checkpointer: Checkpointer, done: 
     log.info("evaluated %s on the checkpoint of run %s in %.1f s", ", ".join(evaluated), done["run_id"],
              time.perf_counter() - t0)
     return logged
-
-
-def trained_parts(cfg: Any) -> set[str]:
-    """The parts (encoder, projector, llm) some stage of the plan trains: what a checkpoint holds."""
-    return {part for stage in cfg.optimization.stages for part in stage.train}
 
 
 def run_align(cfg: Any) -> dict[str, str]:

@@ -55,11 +55,10 @@ def job_cache(cfg: Any, model: torch.nn.Module, signature: str) -> tuple[Predict
     the other's predictions. (None, None) when `eval.cache=false`."""
     if not cfg.eval.cache:
         return None, None
-    from vlm_sweeps.train.checkpoint import trained_state
+    from vlm_sweeps.train.checkpoint import trained_parts, trained_state
 
-    parts = {p for stage in cfg.optimization.stages for p in stage.train}
     return PredictionCache(Path(cfg.paths.cache_dir).expanduser().resolve()), model_key(
-        signature, trained_state(model, parts))
+        signature, trained_state(model, trained_parts(cfg)))
 
 
 @dataclass(frozen=True)

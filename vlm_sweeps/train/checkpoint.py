@@ -106,6 +106,11 @@ class Checkpointer:
         return step == total or (self.every > 0 and step % self.every == 0)
 
 
+def trained_parts(cfg: Any) -> set[str]:
+    """The parts (encoder, projector, llm) some stage of the plan trains: what a final checkpoint holds."""
+    return {part for stage in cfg.optimization.stages for part in stage.train}
+
+
 def trained_state(model: torch.nn.Module, parts: set[str]) -> dict[str, torch.Tensor]:
     """Weights of the parts that have been trained so far (frozen parts rebuild identically)."""
     return {k: v.detach().cpu() for k, v in select_parts(model.state_dict(), parts).items()}
