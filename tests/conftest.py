@@ -3,6 +3,7 @@ tokenizer per test session (built once, reused by every tier that needs them).""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 from pathlib import Path
@@ -50,6 +51,7 @@ def seed_store(db: Path) -> Path:
         from mlflow.tracking import MlflowClient
 
         folder = Path(tempfile.mkdtemp(prefix="vlm_sweeps_empty_store_"))
+        atexit.register(shutil.rmtree, folder, True)
         MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()  # creates the schema
         _EMPTY_STORE = folder / "mlflow.db"
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -57,14 +59,14 @@ def seed_store(db: Path) -> Path:
     return db
 
 
-def store_of(args: list[str], cwd: Path) -> Path | None:
-    """The sqlite file a `python -m vlm_sweeps.run ARGS` started in `cwd` tracks to (tracking.uri=, else
-    ./mlflow.db), or None for another kind of store."""
-    for arg in args:
-        if arg.startswith("tracking.uri="):
-            uri = arg.split("=", 1)[1]
-            return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-    return cwd / "mlflow.db"
+def seed_job_store(args: list[str], cwd: Path) -> None:
+    """seed_store for the sqlite file a `python -m vlm_sweeps.run ARGS` started in `cwd` tracks to
+    (tracking.uri=, else ./mlflow.db); nothing for another kind of store."""
+    uri = next((a.split("=", 1)[1] for a in args if a.startswith("tracking.uri=")), None)
+    if uri is None:
+        seed_store(cwd / "mlflow.db")
+    elif uri.startswith("sqlite:///"):
+        seed_store(Path(uri[len("sqlite:///"):]))
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +130,7 @@ def pytest_configure(config):
     """Under xdist each worker counts as a vlm_sweeps job on this host (vlm_sweeps.cpu_share's registry),
     with an equal share of the cores for its own torch: a job it runs in-process or starts as a
     process then takes its share of what is left, never the whole machine. Two workers whose torch
-    each took every core would oversubscribe it many times over (30x slower generation was seen)."""
+    each took every core would oversubscribe it many times over (35x slower generation was seen)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1:
         from vlm_sweeps import cpu_share

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from launchers import manifest
-from tests.conftest import DEFAULT_SUITE, REPO, SMALL, seed_store, store_of
+from tests.conftest import DEFAULT_SUITE, REPO, SMALL, seed_job_store, seed_store
 from vlm_sweeps import naming
 
 pytestmark = pytest.mark.cluster
@@ -32,8 +32,7 @@ EVAL_PREFIXES = ("synth_",)
 def submit(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None,
            timeout: float = 300) -> tuple[subprocess.CompletedProcess, float]:
     """`python -m vlm_sweeps.run -m ARGS` from `cwd` (SLURM_CONF comes from the cluster fixture)."""
-    if (db := store_of(args, cwd)) is not None:
-        seed_store(db)  # the schema, made once per session (tests/conftest.py)
+    seed_job_store(args, cwd)  # the schema, made once per worker (tests/conftest.py)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SMALL, seed_store, store_of
+from tests.conftest import REPO, SMALL, seed_job_store
 
 SWEEP = ["encoder=clip,siglip,dinosiglip", "resize=naive,letterbox"]
 
@@ -19,8 +19,8 @@ SWEEP = ["encoder=clip,siglip,dinosiglip", "resize=naive,letterbox"]
 def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 900, seed: bool = True):
     """`python ARGS` in `cwd`; a job's sqlite store is given its schema first (seed_store) unless `seed`
     is false (a test that a store is not created)."""
-    if seed and args[:2] == ["-m", "vlm_sweeps.run"] and (db := store_of(args, cwd)) is not None:
-        seed_store(db)
+    if seed and args[:2] == ["-m", "vlm_sweeps.run"]:
+        seed_job_store(args, cwd)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(env_extra or {})
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
