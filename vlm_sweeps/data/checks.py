@@ -34,7 +34,6 @@ def check_data(cfg: Any, stages: list[str] | None = None) -> dict[str, list]:
     return records
 
 
-
 def check_benchmarks(cfg: Any) -> dict[str, str]:
     """The suite's benchmarks read from the data root, loaded as the evaluation will load them (each
     family's loader requires its files and the images of the examples it selects), before anything
