@@ -255,12 +255,18 @@ def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | track
 def log_evaluation(cfg: Any, tracker: Any, metrics: dict[str, float], predictions: dict[str, list[dict]],
                    evaluated: list[str], step: int, first: bool) -> dict[str, float]:
     """Log an evaluation into the job's run: `blind/` before every name for the blind control, the
-    predictions as artifacts, and (after the first) which slim size each benchmark was evaluated on."""
+    predictions as artifacts, each benchmark's evaluation setting (every time: examples scored, slim
+    size, version, generation settings; eval/settings.py), and (after the first) which slim size each
+    benchmark was evaluated on (eval/pending.py)."""
+    from vlm_sweeps.eval import settings as eval_settings
+
     prefix = naming.BLIND_PREFIX if cfg.eval.blind else ""
     metrics = {prefix + k: v for k, v in metrics.items()}
     tracker.log_metrics(metrics, step)
     for name, rows in predictions.items():
         tracker.log_records(rows, f"predictions/{prefix}{name}.jsonl")
+    scored = {b: predictions[b] for b in evaluated if b in predictions}
+    tracker.set_tags(eval_settings.tags(cfg, scored, bool(cfg.eval.blind)))
     if not first or cfg.eval.blind:
         setting = pending.setting(cfg.benchmarks.max_examples)
         tracker.set_tags({pending.evaluated_tag(b, bool(cfg.eval.blind)): setting for b in evaluated})

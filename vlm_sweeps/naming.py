@@ -88,6 +88,12 @@ TAG_SECTION = TAG_PREFIX + "section"
 # Evaluations after the first, on a FINISHED run's checkpoint: TAG_EVALUATED + "[blind/]<benchmark>" holds
 # the slim size it was evaluated with (benchmarks.max_examples; eval/pending.py)
 TAG_EVALUATED = TAG_PREFIX + "evaluated."
+# Every evaluation, the first and later ones: TAG_EVAL_SETTING + "[blind/]<benchmark>" holds what its scores
+# depend on besides the model (examples scored, slim size, version, blind, generation settings) as compact
+# JSON (eval/settings.py); analysis compares runs on a benchmark only where these agree, except the fields
+# of EVAL_SETTING_UNCOMPARED (recorded for audits).
+TAG_EVAL_SETTING = TAG_PREFIX + "eval_setting."
+EVAL_SETTING_UNCOMPARED = ("examples",)
 BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"

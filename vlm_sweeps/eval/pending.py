@@ -6,6 +6,9 @@ A benchmark counts as evaluated when the run holds its headline metric (`blind/`
 blind control) computed on the same slim size: the size is the run's `benchmarks.max_examples`
 param for its first evaluation, and a tag `vlm_sweeps.evaluated.<[blind/]benchmark>` for every
 later one. The batch size and the cache never change a score, so they never ask for a re-run.
+Every evaluation also records its whole setting (examples scored, version, generation settings) in
+`vlm_sweeps.eval_setting.<[blind/]benchmark>` (eval/settings.py) for analysis; what a run lacks is
+still decided by the slim size alone, so runs logged before that tag existed read as they did.
 """
 
 from __future__ import annotations

@@ -44,6 +44,10 @@ class Benchmark:
     score: Scorer
     max_new_tokens: int = 16  # generation budget for free-form answers
     synthetic: bool = False  # reads the synthetic world's folder instead of the data root
+    # Recorded with every evaluation (eval/settings.py): bump it when a change to the loader (which
+    # examples, their wording) or the scorer changes a score, so that analysis never ranks old and new
+    # scores together.
+    version: str = "1"
 
 
 _REGISTRY: dict[str, Benchmark] = {}
