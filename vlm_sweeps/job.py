@@ -260,13 +260,14 @@ def log_evaluation(cfg: Any, tracker: Any, metrics: dict[str, float], prediction
     benchmark was evaluated on (eval/pending.py)."""
     from vlm_sweeps.eval import settings as eval_settings
 
+    scored = {b: predictions[b] for b in evaluated if b in predictions}
+    setting_tags = eval_settings.tags(cfg, scored, bool(cfg.eval.blind), metrics)
     prefix = naming.BLIND_PREFIX if cfg.eval.blind else ""
     metrics = {prefix + k: v for k, v in metrics.items()}
     tracker.log_metrics(metrics, step)
     for name, rows in predictions.items():
         tracker.log_records(rows, f"predictions/{prefix}{name}.jsonl")
-    scored = {b: predictions[b] for b in evaluated if b in predictions}
-    tracker.set_tags(eval_settings.tags(cfg, scored, bool(cfg.eval.blind)))
+    tracker.set_tags(setting_tags)
     if not first or cfg.eval.blind:
         setting = pending.setting(cfg.benchmarks.max_examples)
         tracker.set_tags({pending.evaluated_tag(b, bool(cfg.eval.blind)): setting for b in evaluated})

@@ -93,7 +93,7 @@ TAG_EVALUATED = TAG_PREFIX + "evaluated."
 # JSON (eval/settings.py); analysis compares runs on a benchmark only where these agree, except the fields
 # of EVAL_SETTING_UNCOMPARED (recorded for audits).
 TAG_EVAL_SETTING = TAG_PREFIX + "eval_setting."
-EVAL_SETTING_UNCOMPARED = ("examples",)
+EVAL_SETTING_UNCOMPARED = ("examples", "score")
 BLIND_PREFIX = "blind/"  # blind-control metrics: blind/<benchmark>/<metric>
 KIND_JOB = "job"
 KIND_SWEEP = "sweep"

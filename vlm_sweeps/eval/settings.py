@@ -13,6 +13,8 @@ evaluation (the job's first one and each later one on its checkpoint): the tag
     examples        a digest of the examples scored (ids, questions, answers, boxes); recorded for
                     audits, not compared (naming.EVAL_SETTING_UNCOMPARED): the synthetic suite samples
                     its subset with the run's seed
+    score           the headline metric this evaluation logged, not compared either: a run whose metric
+                    no longer equals it was evaluated again by something that recorded no setting
 
 so that analysis ranks runs on a benchmark only where their settings agree (analysis/settings.py).
 The params cannot say this: they are immutable and hold the first evaluation's config. Batch size
@@ -53,9 +55,10 @@ def version(benchmark: str) -> str:
     return f"{bench.version}+world{WORLD_VERSION}"
 
 
-def record(cfg: Any, benchmark: str, rows: Sequence[Mapping[str, Any]], blind: bool) -> dict[str, Any]:
+def record(cfg: Any, benchmark: str, rows: Sequence[Mapping[str, Any]], blind: bool,
+           score: float | None = None) -> dict[str, Any]:
     """The setting of one benchmark's evaluation under `cfg` (a composed or plain-dict config), whose
-    predictions are `rows` (one per example scored)."""
+    predictions are `rows` (one per example scored) and whose headline metric is `score`."""
     from vlm_sweeps.eval import registry
     from vlm_sweeps.eval.harness import HARNESS_VERSION
 
@@ -63,7 +66,8 @@ def record(cfg: Any, benchmark: str, rows: Sequence[Mapping[str, Any]], blind: b
     return {"n": len(rows), "max_examples": None if max_examples is None else int(max_examples),
             "version": version(benchmark), "blind": bool(blind),
             "max_new_tokens": int(registry.get(benchmark).max_new_tokens), "harness": HARNESS_VERSION,
-            "dtype": str(cfg["scale"].get("precision", "fp32")), "examples": examples_digest(rows)}
+            "dtype": str(cfg["scale"].get("precision", "fp32")), "examples": examples_digest(rows),
+            "score": None if score is None else float(score)}
 
 
 def encode(setting: Mapping[str, Any]) -> str:
@@ -80,6 +84,9 @@ def decode(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def tags(cfg: Any, predictions: Mapping[str, Sequence[Mapping[str, Any]]], blind: bool) -> dict[str, str]:
-    """The setting tag of every benchmark in `predictions` (un-prefixed names -> rows)."""
-    return {tag(name, blind): encode(record(cfg, name, rows, blind)) for name, rows in predictions.items()}
+def tags(cfg: Any, predictions: Mapping[str, Sequence[Mapping[str, Any]]], blind: bool,
+         metrics: Mapping[str, float]) -> dict[str, str]:
+    """The setting tag of every benchmark in `predictions` (un-prefixed names -> rows); `metrics` are
+    the evaluation's `<benchmark>/<metric>` (un-prefixed too)."""
+    return {tag(name, blind): encode(record(cfg, name, rows, blind, metrics.get(naming.headline_metric(name))))
+            for name, rows in predictions.items()}
