@@ -5,5 +5,6 @@ once on this machine, each pinned to its CPUs or a GPU (`hydra/launcher=local`),
 Modules: `freeze` (one job's config, resolved at submit time), `resources` (resource classes),
 `cluster` (SLURM queries), `store` (tracking-store lookups), `manifest` (what a submit recorded),
 `align` (jobs sharing an align stage wait for one align job), `slurm` (the submit itself), `entry`
-(what runs on the node), `local` (the local parallel launch), `status` (the table).
+(what runs on the node), `local` (the local parallel launch), `status` (the table), `snapshot`
+(the code a sweep's jobs import, copied at submit).
 """

@@ -55,6 +55,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
         self.interrupted = False
         _configure_logging()
+        _check_code()
         removed = scrub_environment()
         if removed:
             log.info("ignoring %s from the submitting environment", ", ".join(removed))
@@ -123,12 +124,25 @@ class AlignJob(submitit.helpers.Checkpointable):
         from vlm_sweeps.job import run_align
 
         _configure_logging()
+        _check_code()
         scrub_environment()
         return run_align(OmegaConf.create(self.config))
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         log.warning("align job %s interrupted: requeueing; it resumes from its last checkpoint", self.align_signature)
         return super().checkpoint(*args, **kwargs)
+
+
+def _check_code() -> None:
+    """Fail unless the job imports its sweep's code snapshot (launchers/snapshot.py); say which code it runs."""
+    from vlm_sweeps import code_version
+
+    from launchers import snapshot
+
+    snapshot.check_imports()
+    code = code_version.describe()
+    log.info("code: commit %s%s, imported from %s", code["commit"], " with uncommitted changes" if code["dirty"] else "",
+             code["snapshot"] or code_version.code_root())
 
 
 def _configure_logging() -> None:

@@ -9,6 +9,9 @@ signature, resumes an interrupted one and owns its signature while it trains (vl
 the launcher only starts no process for the jobs whose FINISHED run lacks nothing (as the SLURM
 launcher submits none). `python -m launchers status --tracking-uri URI` shows the jobs' states.
 
+The jobs import their code from a snapshot copied into the sweep folder at launch (launchers/snapshot.py),
+so editing the repository while a long sweep runs changes none of its later jobs.
+
 Pinning happens in the job's process before anything imports torch (the job's payload is unpickled
 only then), so torch's threads follow the slot: `vlm_sweeps.cpu_share` reads the affinity, and jobs
 pinned to disjoint CPUs do not count each other. Ctrl-C or SIGTERM stops the running jobs as Ctrl-C
@@ -130,6 +133,9 @@ class PinnedJob:
         from hydra.core.utils import run_job
         from hydra.types import HydraContext
 
+        from launchers import snapshot
+
+        snapshot.check_imports()  # the sweep's code snapshot, when it has one; before the job's code loads
         callbacks, task_function, state = cloudpickle.loads(self.common)
         config = cloudpickle.loads(self.config)
         setup_globals()
@@ -178,6 +184,7 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any, task_
     import cloudpickle
     from hydra.core.singleton import Singleton
 
+    from launchers import snapshot
     from launchers.freeze import Composer, begin_launch
     from vlm_sweeps import cpu_share
     from vlm_sweeps.validate import ConfigError
@@ -196,12 +203,16 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any, task_
     _select(jobs, options["skip_finished"])
     todo = [j for j in jobs if j.skipped is None]
     _report_plan(sweep_dir.name, jobs, todo, slots)
+    # the code the jobs import, copied now: a job that starts hours later runs what was launched (launchers/snapshot.py)
+    code = snapshot.take(sweep_dir) if options.get("snapshot", True) and todo else None
+    if code is not None:
+        print(f"  code: {code.describe()}", flush=True)
     # what every job shares, pickled once: the job's process unpickles it after pinning itself
     common = cloudpickle.dumps((hydra_context.callbacks, task_function, Singleton.get_state()))
     folder = Path(str(options["submitit_folder"])).resolve()
     t0 = time.perf_counter()
     try:
-        returns = _run(todo, slots, common, folder, options, config)
+        returns = _run(todo, slots, common, folder, options, config, code)
     except Interrupted as stop:  # the jobs have stopped (or were killed): exit as an interrupted job does
         raise SystemExit(128 + stop.signum) from None
     failed = sum(r.status == JobStatus.FAILED for r in returns)
@@ -323,9 +334,12 @@ class _Running:
 
 
 def _run(jobs: list[LocalJob], slots: list[Slot], common: bytes, folder: Path, options: dict[str, Any],
-         config: DictConfig) -> list[JobReturn]:
-    """Start the jobs in order as slots free up; their JobReturns in the jobs' order."""
+         config: DictConfig, code: Any = None) -> list[JobReturn]:
+    """Start the jobs in order as slots free up; their JobReturns in the jobs' order. `code`: the
+    snapshot (launchers/snapshot.py) the jobs import their code from; None: the code on disk."""
     import submitit
+
+    from launchers import snapshot
 
     if not jobs:
         return []
@@ -344,7 +358,8 @@ def _run(jobs: list[LocalJob], slots: list[Slot], common: bytes, folder: Path, o
                     pid_file = folder / "pids" / f"{job.num}.pid"
                     pid_file.unlink(missing_ok=True)
                     # SIGINT ignored, as the controller inherits it: a Ctrl-C is the job's alone (PinnedJob)
-                    with _handling(signal.SIGINT, signal.SIG_IGN):
+                    with _handling(signal.SIGINT, signal.SIG_IGN), \
+                            _environment(snapshot.environment(code) if code is not None else {}):
                         handle = executor.submit(PinnedJob(common, job.config, slot, str(pid_file)))
                     running.append(_Running(job, slot, handle, pid_file, time.perf_counter()))
                     print(f"  {job.label} [{job.signature}]: started on {slot.describe()} (job {handle.job_id})",
@@ -442,6 +457,21 @@ class Interrupted(KeyboardInterrupt):
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """`variables` in os.environ while the block runs (a job's controller and process inherit them)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ class Manifest:
     root: str  # paths.root of the jobs
     jobs: list[JobEntry] = field(default_factory=list)
     aligns: list[AlignEntry] = field(default_factory=list)
+    code: str | None = None  # the code snapshot the jobs import (launchers/snapshot.py); None: the code on disk
 
     def path(self) -> Path:
         return folder(self.root) / f"{self.sweep_id}.json"

@@ -1,6 +1,7 @@
 """The submit behind `hydra/launcher=slurm`: freeze every job's config, skip finished (and still
-queued) work, group the rest by resource class, submit one job array per class (cut at the
-cluster's array limit) and return; with `wait=true`, also wait and report each job's outcome."""
+queued) work, copy the code the jobs will import into the sweep folder (launchers/snapshot.py),
+group the rest by resource class, submit one job array per class (cut at the cluster's array limit)
+and return; with `wait=true`, also wait and report each job's outcome."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from vlm_sweeps import naming
 from vlm_sweeps.redact import URI_ENV, redact_tree, redact_uri
 
-from launchers import align, cluster, manifest, resources, store
+from launchers import align, cluster, manifest, resources, snapshot, store
 from launchers.entry import LEAKY_ENV, AlignJob, SweepJob
 from launchers.freeze import Composer, FrozenJob, begin_launch, freeze, write_record
 
@@ -51,6 +52,11 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
     groups = align.group(todo, active_aligns, options["min_align_group"])
     t_selected = time.perf_counter()
 
+    # the code the jobs import, copied now: a job queued for days runs what was submitted (launchers/snapshot.py)
+    code = snapshot.take(sweep_dir) if options.get("snapshot", True) and (todo or groups) else None
+    t_snapshot = time.perf_counter()
+    if code is not None:
+        options = {**options, "setup": snapshot.setup_lines(code) + list(options.get("setup") or [])}
     folder = Path(str(options["submitit_folder"])).resolve()
     submitted, align_submitted = _submit(todo, groups, options, sweep_id, folder)
     for job, slurm_job in submitted:
@@ -64,7 +70,8 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
     record = manifest.Manifest(sweep_id=sweep_id, submitted_at=datetime.now(timezone.utc).isoformat(),
                                tracking_uri=redact_uri(first["tracking"]["uri"]), experiment=first["tracking"]["experiment"],
                                submitit_folder=str(folder), root=first["paths"]["root"],
-                               jobs=[entries[j.num] for j in jobs], aligns=aligns)
+                               jobs=[entries[j.num] for j in jobs], aligns=aligns,
+                               code=str(code.path) if code is not None else None)
     if initial_job_idx > 0 and record.path().is_file():  # a sweeper that launches in batches
         earlier = manifest.read(record.path())
         record.jobs = [j for j in earlier.jobs if j.num < initial_job_idx] + record.jobs
@@ -73,7 +80,8 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any,
     t_done = time.perf_counter()
 
     _report(record, submitted, align_submitted, {"freeze": t_frozen - t0, "lookup": t_selected - t_frozen,
-                                                 "submit": t_done - t_selected, "total": t_done - t0})
+                                                 "snapshot": t_snapshot - t_selected, "submit": t_done - t_snapshot,
+                                                 "total": t_done - t0}, code)
     if options["wait"]:
         return _wait(jobs, entries, submitted, config, dict(align_submitted))
     return [_job_return(job, config, JobStatus.COMPLETED, _summary(entries[job.num])) for job in jobs]
@@ -238,7 +246,7 @@ def _job_return(job: FrozenJob, config: DictConfig, status: JobStatus, value: An
 
 
 def _report(record: manifest.Manifest, submitted: list[tuple], align_submitted: list[tuple],
-            seconds: dict[str, float]) -> None:
+            seconds: dict[str, float], code: snapshot.Snapshot | None = None) -> None:
     """What the user sees on the terminal: how many jobs went where, and what was skipped."""
     jobs = record.jobs
     arrays: dict[str, list[str]] = {}
@@ -249,7 +257,9 @@ def _report(record: manifest.Manifest, submitted: list[tuple], align_submitted: 
     skipped = {reason: [j for j in jobs if j.skipped == reason] for reason in ("finished", "active", "duplicate")}
     print(f"sweep {record.sweep_id}: submitted {len(submitted)} of {len(jobs)} jobs to SLURM "
           f"in {seconds['total']:.2f} s (freeze {seconds['freeze']:.2f} s, lookup {seconds['lookup']:.2f} s, "
-          f"submit {seconds['submit']:.2f} s)")
+          f"code snapshot {seconds['snapshot']:.2f} s, submit {seconds['submit']:.2f} s)")
+    if code is not None:
+        print(f"  code:     {code.describe()}")
     if align_submitted:
         ids = ", ".join(str(h.job_id) for _, h in align_submitted)
         n = len(align_submitted)

@@ -35,6 +35,9 @@ class LocalLauncherConf:
     submitit_folder: str = "${hydra.sweep.dir}/.submitit"
     timeout_min: Optional[int] = None  # a job running longer is stopped (USR2, then killed); None: no limit
     poll_s: float = 0.5  # how often the launcher looks for ended jobs
+    # copy the code (the git working tree, dirty edits and untracked files included) into
+    # <sweep dir>/.code/ at launch; jobs import it from there, so edits made meanwhile do not reach them
+    snapshot: bool = True
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="local", node=LocalLauncherConf,

@@ -71,6 +71,10 @@ class SlurmLauncherConf:
     sbatch_flags: Dict[str, Any] = field(default_factory=dict)  # extra flags: {constraint: a100, hold: true}
     srun_args: List[str] = field(default_factory=list)
     python: Optional[str] = None  # command that starts python on the nodes; None: this interpreter
+    # copy the code (the git working tree, dirty edits and untracked files included) into
+    # <sweep dir>/.code/ at submit; jobs (and their requeues) import it from there, so a job queued for
+    # days runs the code it was submitted with (launchers/snapshot.py); the sweep dir must be on a shared disk
+    snapshot: bool = True
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="slurm", node=SlurmLauncherConf,
