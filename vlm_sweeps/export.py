@@ -1,6 +1,7 @@
 """Export a trained single-encoder VLM (CLIP or SigLIP + gelu-mlp + Llama/Mistral) to transformers'
 LLaVA format: weights, config and processor, loadable with `LlavaForConditionalGeneration` and
-`AutoProcessor`, giving the same logits as our model on the same image and prompt.
+`AutoProcessor`, giving the same logits as our model on the same image and prompt, over the
+whole vocabulary (so the same loss and token probabilities).
 
 How our model maps onto LLaVA:
 - vision tower: ours has its last block removed (features = output of block L-1). It is saved
@@ -8,8 +9,11 @@ How our model maps onto LLaVA:
   LLaVA's usual `-2` on the full tower, without shipping a block that is never used. CLIP's CLS
   token is dropped (`vision_feature_select_strategy="default"`); SigLIP has none (`"full"`).
 - projector `gelu-mlp` (Linear, exact GELU, Linear) = LLaVA's `linear_1`, `"gelu"`, `linear_2`.
-- LLM: model and head unchanged. The tokenizer gains an `<image>` token; its embedding row is
-  never read (LLaVA writes the image features over the image-token positions).
+- LLM: model and head unchanged, rows included. The tokenizer gains an `<image>` token with the
+  first id past it, a row every LLM we build reserves (models/llm.py `RESERVED_ROWS`); its
+  embedding row is never read (LLaVA writes the image features over the image-token positions).
+  No row is added: added rows would enter the softmax (transformers fills them at random), and
+  the export would be another model.
 - sequence: ours is `[BOS] [patches] [prompt]`. LLaVA puts the patches where its `<image>`
   tokens are, so the text must put `<image>` right after BOS: text = `"<image> " + prompt`
   (prompt as built by models/prompts.py, e.g. `"In: What is this?\\nOut: "`). The space makes a
@@ -98,11 +102,10 @@ def to_llava(model: VisionLanguageModel, tokenizer):
     tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     rows = model.llm.get_input_embeddings().num_embeddings
-    if image_token_id >= rows:  # no spare padded row: a copy with one more block of 64 (the row is never read:
-        model = copy.copy(model)  # image tokens are replaced by image features)
-        model._modules = dict(model._modules)  # the copy's own parts: the caller's model keeps its LLM
-        model.llm = copy.deepcopy(model.llm)
-        model.llm.resize_token_embeddings(image_token_id + 1, pad_to_multiple_of=64)
+    if image_token_id >= rows:
+        raise ValueError(f"cannot export to LLaVA: {IMAGE_TOKEN} gets id {image_token_id} and the LLM has {rows} "
+                         "rows, none spare; rows added now would change the model's predictions. LLMs built by "
+                         "vlm_sweeps reserve one (models/llm.py RESERVED_ROWS): rebuild the model with this version")
     config = llava_config(model, image_token_id)
     llava = LlavaForConditionalGeneration(config).to(next(model.parameters()).dtype).eval()
     proj = model.projector.net

@@ -1,6 +1,8 @@
 """Export to transformers' LLaVA format: the exported checkpoint, loaded with the library users
-already have, gives our model's logits on the same image and prompt, through its own processor."""
+already have, gives our model's loss and token probabilities over the whole vocabulary on the same
+image and prompt, through its own processor."""
 
+import copy
 import json
 
 import numpy as np
@@ -15,18 +17,30 @@ from vlm_sweeps.export import export_llava
 from vlm_sweeps.models.builder import build_vlm, image_transforms
 from vlm_sweeps.models.prompts import get_format, question_prompt
 
-CASES = [("clip", "llama2", "naive"), ("siglip", "mistral", "crop"), ("clip_224", "vicuna_v15", "letterbox")]
+# (encoder, llm, resize, tokenizer size): 512 is the default tiny tokenizer's, a multiple of 64, so
+# padding leaves no row to spare for `<image>` (the SMALL world's tokenizer has 511 tokens)
+CASES = [("clip", "llama2", "naive", 512), ("siglip", "mistral", "crop", None),
+         ("clip_224", "vicuna_v15", "letterbox", None)]
 
 
 def _image(seed=0):
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (50, 80, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("encoder,llm,resize", CASES, ids=["-".join(c) for c in CASES])
-def test_exported_llava_gives_our_logits(encoder, llm, resize, small_world, session_root, tmp_path):
+def _sized(tok, size: int):
+    """A copy of `tok` grown to `size` tokens by unused added tokens (the prompt tokenizes as before)."""
+    tok = copy.deepcopy(tok)
+    tok.add_tokens([f"<unused_{i}>" for i in range(size - len(tok))])
+    assert len(tok) == size
+    return tok
+
+
+@pytest.mark.parametrize("encoder,llm,resize,tokens", CASES, ids=["-".join(c[:3]) for c in CASES])
+def test_exported_llava_gives_our_logits(encoder, llm, resize, tokens, small_world, session_root, tmp_path):
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     _, tok = small_world
+    tok = _sized(tok, tokens) if tokens else tok
     cfg = compose(SMALL + [f"encoder={encoder}", f"llm={llm}", f"resize={resize}"], root=session_root)
     torch.manual_seed(0)
     model = build_vlm(cfg, tok).eval()
@@ -37,10 +51,14 @@ def test_exported_llava_gives_our_logits(encoder, llm, resize, small_world, sess
     notes = json.loads((out / "vlm_sweeps.json").read_text())
 
     image, prompt = _image(), question_prompt(get_format(cfg.llm.prompt), "What colour is the square?")
-    ids, _ = encode_segments(tok, [(prompt, False)], 10_000)  # [BOS] + prompt, as in training
+    prompt_ids, _ = encode_segments(tok, [(prompt, False)], 10_000)  # [BOS] + prompt, as in training
+    ids, labels = encode_segments(tok, [(prompt, False), ("A red square.", True)], 10_000)
+    answer = ids[len(prompt_ids):]
     with torch.no_grad():
         rounding, model.feature_dtype = model.feature_dtype, None  # the architecture alone: bit-exact
-        embeds, mask, pos, _ = model.build_inputs(model.encode_images([transform(image)[None]]), [ids])
+        pixels = [transform(image)[None]]
+        ours_loss = model(pixels, [ids], [labels]).loss
+        embeds, mask, pos, _ = model.build_inputs(model.encode_images(pixels), [ids])
         ours = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).logits
         model.feature_dtype = rounding
 
@@ -49,15 +67,23 @@ def test_exported_llava_gives_our_logits(encoder, llm, resize, small_world, sess
     # the tiny tokenizer adds no BOS by itself (Llama's does): write it
     inputs = processor(images=image, text=tok.bos_token + notes["text"].format(prompt=prompt),
                        return_tensors="pt", add_special_tokens=False)
-    expected_ids = torch.cat([ids[:1], torch.full((model.num_patches,), llava.config.image_token_id), ids[1:]])
+    image_id, n = llava.config.image_token_id, model.num_patches
+    expected_ids = torch.cat([prompt_ids[:1], torch.full((n,), image_id), prompt_ids[1:]])
     assert torch.equal(inputs["input_ids"][0], expected_ids)  # [BOS] [image x N] [prompt]
     assert torch.equal(inputs["pixel_values"][0], transform(_image()))  # bit-exact preprocessing
+    assert len(tok) <= image_id < ours.shape[-1]  # `<image>` takes a row the model reserved: no row added
+    # the answer as training tokenizes it; its labels in LLaVA's layout (image positions ignored)
+    llava_ids = torch.cat([inputs["input_ids"][0], answer])[None]
+    llava_labels = torch.cat([labels[:1], torch.full((n,), -100), labels[1:]])[None]
     with torch.no_grad():
-        # the export may add a block of rows for `<image>` (no spare padded row): compare our vocabulary
-        theirs = llava(**inputs).logits[..., :ours.shape[-1]]
-    diff = (theirs - ours).abs().max().item()
-    print(f"{encoder}+{llm} ({resize}): max abs logit difference {diff:.3g} over {tuple(ours.shape)}")
-    assert theirs.shape == ours.shape and diff < 1e-4
+        out = llava(input_ids=llava_ids, pixel_values=inputs["pixel_values"], labels=llava_labels)
+    theirs = out.logits
+    assert theirs.shape == ours.shape  # the whole vocabulary, the same rows
+    diff = (theirs.log_softmax(-1) - ours.log_softmax(-1)).abs().max().item()
+    print(f"{encoder}+{llm} ({resize}): loss ours {ours_loss.item():.6f} / LLaVA {out.loss.item():.6f}, "
+          f"max abs log-probability difference {diff:.3g} over {tuple(ours.shape)}")
+    assert diff < 1e-4
+    assert ours_loss.item() == pytest.approx(out.loss.item(), abs=1e-5)
 
     # Frozen (always, at evaluation), our encoder's features are rounded to half precision (the
     # feature cache's); the LLaVA class keeps them in fp32: the export records it, logits stay close.
@@ -75,6 +101,12 @@ def test_only_llava_shaped_models_export(small_world, session_root, tmp_path):
         model = build_vlm(cfg, tok)
         with pytest.raises(ValueError, match="cannot export to LLaVA"):
             export_llava(model, tok, image_transforms(cfg, model)[0], tmp_path / override)
+    # an LLM without a spare row for `<image>` (built elsewhere): adding one would change its predictions
+    cfg = compose(SMALL, root=session_root)
+    model = build_vlm(cfg, tok)
+    model.llm.resize_token_embeddings(len(tok))
+    with pytest.raises(ValueError, match="cannot export to LLaVA: <image> gets id .* none spare"):
+        export_llava(model, tok, image_transforms(cfg, model)[0], tmp_path / "no_spare_row")
 
 
 def test_a_trained_job_checkpoint_exports(session_root, tmp_path):

@@ -7,7 +7,11 @@ rope_theta, head_dim, sliding_window, ...). At `scale=tiny` that model type is b
 `AutoConfig.for_model` with the widths, depth and heads divided by `scale.llm_shrink` (same class,
 same proportions) and random weights; at `scale=full` the public weights load from their local
 folder (models/weights.py) and must be the declared architecture. Either way a pad token exists and
-the embedding matrix is resized to a multiple of 64 (the anchor's choice, tensor-core friendly).
+the embedding matrix covers the tokenizer plus one reserved row, padded to a multiple of 64 (the
+anchor's choice, tensor-core friendly). The reserved row is the id a LLaVA export gives its `<image>`
+token (export.py): the exported model has our rows, no more, so it is the same model over its whole
+vocabulary. Prismatic's Llama-2 (32000 tokens + `<PAD>`, padded to 32064) has spare rows anyway; a
+tokenizer whose size is a multiple of 64, such as the tiny one (512), would have none.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from torch import nn
 
 PAD_MULTIPLE = 64
+RESERVED_ROWS = 1  # rows past the tokenizer that no text token uses: the LLaVA export's `<image>`
 REQUIRED_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 # Fields the shrink divides: widths by shrink.width, depth by shrink.depth, heads by shrink.heads
 # (head_dim as today: (hidden / heads) * shrink.heads / shrink.width); every other field is kept.
@@ -116,9 +121,9 @@ def attention_of(config: Any) -> str:
 
 def build_llm(spec: LLMSpec, tokenizer, shrink, max_seq_len: int, pretrained: bool,
               dtype=None, *, models_dir: Path | None = None) -> nn.Module:
-    """A causal LM whose vocabulary covers `tokenizer` (pad token included), padded to 64.
-    `pretrained`: the checkpoint of `spec.id` found locally (models/weights.py), loaded in `dtype`
-    (default float32: the master weights of bf16 mixed precision)."""
+    """A causal LM whose vocabulary covers `tokenizer` (pad token included) and `RESERVED_ROWS`,
+    padded to 64 (`vocab_rows`). `pretrained`: the checkpoint of `spec.id` found locally
+    (models/weights.py), loaded in `dtype` (default float32: the master weights of bf16 mixed precision)."""
     from transformers import AutoModelForCausalLM
 
     problems = spec_problems(spec)
@@ -127,9 +132,9 @@ def build_llm(spec: LLMSpec, tokenizer, shrink, max_seq_len: int, pretrained: bo
     if pretrained:
         model = _load_pretrained(spec, models_dir, dtype)
     else:
-        model = AutoModelForCausalLM.from_config(tiny_config(spec, shrink, _padded(len(tokenizer)), max_seq_len))
-    if model.get_input_embeddings().num_embeddings < len(tokenizer) or pretrained:
-        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=PAD_MULTIPLE)
+        model = AutoModelForCausalLM.from_config(tiny_config(spec, shrink, vocab_rows(len(tokenizer)), max_seq_len))
+    if model.get_input_embeddings().num_embeddings < len(tokenizer) + RESERVED_ROWS or pretrained:
+        model.resize_token_embeddings(len(tokenizer) + RESERVED_ROWS, pad_to_multiple_of=PAD_MULTIPLE)
     model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None:  # a checkpoint's max_length would clash with the
         model.generation_config.max_length = None  # harness's max_new_tokens on every call (eval/harness.py)
@@ -202,5 +207,7 @@ def checkpoint_while_frozen(model: nn.Module) -> None:
             module.training = True
 
 
-def _padded(n: int) -> int:
-    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+def vocab_rows(tokenizer_size: int) -> int:
+    """Embedding rows of an LLM built for a tokenizer of this size: its tokens and the reserved
+    row(s), padded to a multiple of 64."""
+    return -(-(tokenizer_size + RESERVED_ROWS) // PAD_MULTIPLE) * PAD_MULTIPLE
