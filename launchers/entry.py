@@ -141,8 +141,8 @@ def _check_code() -> None:
 
     snapshot.check_imports()
     code = code_version.describe()
-    log.info("code: commit %s%s, imported from %s", code["commit"], " with uncommitted changes" if code["dirty"] else "",
-             code["snapshot"] or code_version.code_root())
+    log.info("code: commit %s%s, imported from %s", code["commit"],
+             " with uncommitted changes" if code["dirty"] else "", code["snapshot"] or code_version.code_root())
 
 
 def _configure_logging() -> None:

@@ -101,7 +101,7 @@ def _listed(source: Path) -> list[str] | None:
     """What git would commit of the working tree: tracked and untracked-not-ignored paths."""
     try:
         out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=source,
-                             capture_output=True, timeout=code_version.GIT_TIMEOUT_S)
+                             capture_output=True, timeout=code_version.GIT_TIMEOUT_S, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:

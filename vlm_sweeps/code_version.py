@@ -62,7 +62,8 @@ def from_git(root: Path) -> dict[str, Any]:
 def _git(root: Path, *args: str) -> str | None:
     """git's stdout in `root`, or None when it fails."""
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=GIT_TIMEOUT_S)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
+                             check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None

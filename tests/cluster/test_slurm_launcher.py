@@ -1,7 +1,8 @@
 """`hydra/launcher=slurm` on the real test cluster: a sweep submits and returns, finishes, is
 skipped when submitted again; an interrupted job resumes into the same MLflow run with the same
 final metrics; a failing job is FAILED in SLURM and in MLflow; a queued job keeps the config it
-was submitted with; 12 concurrent jobs logging to one `mlflow server` lose nothing."""
+was submitted with, and the code (a snapshot) when the repository is edited and committed meanwhile,
+also after a requeue; 12 concurrent jobs logging to one `mlflow server` lose nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 
 from launchers import manifest
 from tests.conftest import DEFAULT_SUITE, REPO, SMALL, seed_job_store, seed_store
+from tests.launchers import code_probe
 from vlm_sweeps import naming
 
 pytestmark = pytest.mark.cluster
@@ -345,3 +347,73 @@ def test_arrays_per_resource_class_cut_at_the_limit_with_the_options(slurm_clust
         assert any("#SBATCH --array=0-1%1" in p.read_text() for p in scripts)
     finally:
         slurm_cluster.run("scancel", *arrays)
+
+
+# ---------------------------------------------------------------------------------------------
+# the code: edited and committed while the job waits; the job (and its requeue) runs the snapshot
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EditedCodeJob:
+    repo: Path
+    commit: str  # at submit
+    new_commit: str  # made while the job was queued
+    record: manifest.Manifest
+    script: str  # the job's sbatch script
+    attempts: list[str]  # sacct states, oldest first
+    probes: Path
+
+
+@pytest.fixture(scope="module")
+def edited_code_job(slurm_cluster, cache_args, tmp_path_factory) -> EditedCodeJob:
+    """Submitted held from a copy of the repository (its root the working folder), the code edited
+    and committed, released; interrupted once it runs (requeued: a second attempt), then finished."""
+    import submitit
+
+    tmp = tmp_path_factory.mktemp("edited_code")
+    repo, commit = code_probe.work_repo(tmp / "repo")
+    probes = tmp / "probes"
+    submit(["+hydra.launcher.sbatch_flags.hold=true", *COMMON, *cache_args], repo,
+           {"PYTHONPATH": str(repo), code_probe.ENV: str(probes)})
+    record = latest(repo)
+    job_id = record.jobs[0].job_id
+    new_commit = code_probe.edit_and_commit(repo)
+    (script,) = Path(record.submitit_folder).glob("*/*_submission.sh")
+    slurm_cluster.run("scontrol", "release", job_id)
+    deadline = time.monotonic() + 240
+    while not code_probe.job_records(probes):  # the first attempt has imported its code (no run yet)
+        assert time.monotonic() < deadline, f"job {job_id} did not start: {slurm_cluster.states(job_id)}"
+        time.sleep(0.2)
+    submitit.SlurmJob(folder=record.submitit_folder + "/%j", job_id=job_id)._interrupt()
+    deadline = time.monotonic() + 60
+    while "REQUEUED" not in slurm_cluster.run("sacct", "-D", "-X", "-n", "-o", "State", "-j", job_id).stdout:
+        assert time.monotonic() < deadline, "the job was not requeued"
+        time.sleep(0.5)
+    wait_all(slurm_cluster, record, timeout=300)
+    attempts = slurm_cluster.run("sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job_id).stdout.split()
+    return EditedCodeJob(repo, commit, new_commit, record, script.read_text(), attempts, probes)
+
+
+def test_a_queued_and_requeued_job_runs_the_code_it_was_submitted_with(edited_code_job):
+    job = edited_code_job
+    assert job.attempts[0] == "REQUEUED" and job.attempts[-1] == "COMPLETED", job.attempts
+    snapshot = Path(job.record.code)
+    assert snapshot.parent.name == ".code" and f"export VLM_SWEEPS_CODE={snapshot}" in job.script
+    records = code_probe.job_records(job.probes)
+    assert len({r["pid"] for r in records}) >= 2, records  # both attempts, the second after the edit
+    for r in records:
+        assert r["version"] == code_probe.SUBMITTED and Path(r["file"]).is_relative_to(snapshot), r
+    assert [r.info.status for r in job_runs(job.record.tracking_uri)].count("FINISHED") == 1
+
+
+def test_a_queued_job_describes_the_commit_and_dirty_diff_it_was_submitted_with(edited_code_job):
+    """What `vlm_sweeps.code_version.describe()` says in each attempt's process (what tracking records)."""
+    job = edited_code_job
+    assert job.new_commit != job.commit
+    code_probe.assert_describes_the_launch(code_probe.job_records(job.probes), Path(job.record.code), job.commit)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 23 item 8: tracking.start tags `git rev-parse HEAD` of the folder it "
+                   "runs from (the repository around the snapshot: the commit made after submit), not "
+                   "code_version.describe(); remove this mark once tracking records describe()")
+def test_a_queued_job_run_records_the_commit_and_diff_it_was_submitted_with(edited_code_job):
+    code_probe.assert_runs_record_the_launch(edited_code_job.record.tracking_uri, 1, edited_code_job.commit)

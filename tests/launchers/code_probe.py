@@ -26,8 +26,10 @@ from vlm_sweeps import code_version
 VERSION = {version!r}
 _folder = Path(os.environ[{env!r}])
 _folder.mkdir(parents=True, exist_ok=True)
-(_folder / f"{{os.getpid()}}.json").write_text(json.dumps({{
-    "version": VERSION, "file": __file__, "argv": sys.argv, "describe": code_version.describe()}}))
+_tmp = _folder / f".{{os.getpid()}}.tmp"
+_tmp.write_text(json.dumps({{"version": VERSION, "file": __file__, "argv": sys.argv,
+                            "describe": code_version.describe()}}))
+_tmp.rename(_folder / f"{{os.getpid()}}.json")  # whole, for the test that polls the folder
 '''
 
 HOOK = f'''
@@ -81,3 +83,34 @@ def records(folder: Path) -> list[dict]:
 def job_records(folder: Path) -> list[dict]:
     """Those of the jobs' own processes (submitit's `python -m submitit.core._submit`)."""
     return [r for r in records(folder) if r["argv"] and r["argv"][0].endswith("_submit.py")]
+
+
+def assert_describes_the_launch(jobs: list[dict], snapshot_dir: Path, commit: str) -> None:
+    """What `describe()` said in each job's process: the commit of the launch (not the one made
+    while the jobs waited), dirty, the diff of the launch, the snapshot imported."""
+    for job in jobs:
+        code = job["describe"]
+        assert code["commit"] == commit
+        assert code["dirty"] is True
+        assert code["snapshot"] == str(snapshot_dir)
+        assert "#   vlm_sweeps/_code_probe.py\n" in code["diff"]  # untracked at launch
+        assert "diff --git a/vlm_sweeps/__init__.py" in code["diff"] and "+    from vlm_sweeps import _code_probe" \
+            in code["diff"]  # the dirty edit at launch
+        assert "raise RuntimeError" not in code["diff"]  # the edit made afterwards
+
+
+def assert_runs_record_the_launch(uri: str, n: int, commit: str) -> None:
+    """The FINISHED job runs' tags (vlm_sweeps.git_commit, vlm_sweeps.git_dirty) and diff artifact
+    (code/diff.patch): the commit and the dirty diff of the launch."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("vlm_sweeps")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.`vlm_sweeps.kind` = 'job' "
+                              "and attributes.status = 'FINISHED'")
+    assert len(runs) == n
+    for run in runs:
+        assert run.data.tags.get("vlm_sweeps.git_commit") == commit
+        assert run.data.tags.get("vlm_sweeps.git_dirty", "").lower() == "true"
+        diff = Path(client.download_artifacts(run.info.run_id, "code/diff.patch")).read_text()
+        assert "+    from vlm_sweeps import _code_probe" in diff and "raise RuntimeError" not in diff

@@ -73,42 +73,13 @@ def test_a_local_sweep_runs_the_code_it_was_launched_with(edited_sweep):
 
 def test_each_job_describes_the_commit_and_dirty_diff_it_was_launched_with(edited_sweep):
     """What `vlm_sweeps.code_version.describe()` says in the jobs' processes (what tracking records)."""
-    assert_describes_the_launch(code_probe.job_records(edited_sweep.probes), edited_sweep.snapshot,
-                                edited_sweep.commit)
+    sweep = edited_sweep
+    code_probe.assert_describes_the_launch(code_probe.job_records(sweep.probes), sweep.snapshot, sweep.commit)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 23 item 8: tracking.start tags `git rev-parse HEAD` of the folder it "
                    "runs from (the repository around the snapshot: the commit made after the launch), not "
                    "code_version.describe(); remove this mark once tracking records describe()")
 def test_the_runs_record_the_commit_and_diff_of_the_launch(edited_sweep):
-    assert_runs_record_the_launch(f"sqlite:///{edited_sweep.repo / 'mlflow.db'}", 2, edited_sweep.commit)
-
-
-def assert_describes_the_launch(jobs: list[dict], snapshot_dir: Path, commit: str) -> None:
-    """What `describe()` said in each job's process: the commit of the launch (not the one made
-    while the jobs waited), dirty, the diff of the launch, the snapshot imported."""
-    for job in jobs:
-        code = job["describe"]
-        assert code["commit"] == commit
-        assert code["dirty"] is True
-        assert code["snapshot"] == str(snapshot_dir)
-        assert "#   vlm_sweeps/_code_probe.py\n" in code["diff"]  # untracked at launch
-        assert "diff --git a/vlm_sweeps/__init__.py" in code["diff"] and "+    from vlm_sweeps import _code_probe" \
-            in code["diff"]  # the dirty edit at launch
-        assert "raise RuntimeError" not in code["diff"]  # the edit made afterwards
-
-
-def assert_runs_record_the_launch(uri: str, n: int, commit: str) -> None:
-    """The job runs' tags (vlm_sweeps.git_commit, vlm_sweeps.git_dirty) and diff artifact
-    (code/diff.patch): the commit and the dirty diff of the launch."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("vlm_sweeps")
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.`vlm_sweeps.kind` = 'job'")
-    assert len(runs) == n
-    for run in runs:
-        assert run.data.tags.get("vlm_sweeps.git_commit") == commit
-        assert run.data.tags.get("vlm_sweeps.git_dirty", "").lower() == "true"
-        diff = Path(client.download_artifacts(run.info.run_id, "code/diff.patch")).read_text()
-        assert "+    from vlm_sweeps import _code_probe" in diff and "raise RuntimeError" not in diff
+    uri = f"sqlite:///{edited_sweep.repo / 'mlflow.db'}"
+    code_probe.assert_runs_record_the_launch(uri, 2, edited_sweep.commit)
