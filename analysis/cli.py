@@ -1,7 +1,7 @@
 """Command line: `python -m analysis` turns a tracking store or a results CSV into a report.
 
     python -m analysis --tracking-uri sqlite:///mlflow.db --out report/ [--experiment NAME]
-                       [--sweep-id ID] [--by AXIS ...] [--log-to-parent]
+                       [--sweep-id ID] [--by AXIS ...] [--log-to-parent] [--mixed-settings split]
     python -m analysis --results-csv table.csv --by model --out report/
 
 Bad input exits with status 2 and one message saying what was wrong and how to fix it.
@@ -47,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
                            default=None, help="log the report to the sweep's parent run "
                            "(default: on when --sweep-id is given)")
     log_group.add_argument("--no-log-to-parent", dest="log_to_parent", action="store_false")
+    store.add_argument("--mixed-settings", choices=["refuse", "split"], default="refuse",
+                       help="a benchmark whose runs were scored under different evaluation settings "
+                       "(examples, slim size, version, blind, generation): refuse with the runs of each "
+                       "(default), or split it into one benchmark per setting, compared within itself")
     store.add_argument("--log-zscores", action="store_true",
                        help="also log analysis/zscore_mean on each analysed job run")
     p.add_argument("--by", action="append", metavar="COLUMN",
@@ -92,6 +96,7 @@ def _baselines(items: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Load, analyse, write, optionally publish; returns the exit status."""
     from analysis import external, publish, report, store, summary
+    from analysis.page import settings_text
 
     if args.results_csv and args.tracking_uri:
         raise AnalysisError("give either --tracking-uri or --results-csv, not both")
@@ -106,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         uri = args.tracking_uri or store.default_tracking_uri()
         results = store.load_store(uri, args.experiment or [naming.DEFAULT_EXPERIMENT],
-                                   args.sweep_id, _split(args.by) or None, args.filter)
+                                   args.sweep_id, _split(args.by) or None, args.filter,
+                                   mixed_settings=args.mixed_settings)
         client = store.open_store(uri)
         if args.log_to_parent:  # asked for: fail before writing anything
             parent = publish.find_parent(client, results, args.sweep_id)
@@ -122,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     top = analysis.summary.head(5)
     print(f"{len(analysis.runs)} runs, {len(analysis.summary)} configurations, "
           f"axes: {', '.join(results.axes) or 'none vary'}")
+    if results.eval_settings:
+        print(f"evaluation settings: {settings_text(results)}")
     for rank, label, z in zip(top["rank"], top["label"], top["zscore_mean"]):
         print(f"  {rank:>3}. {label}  zscore_mean={z:+.3f}")
     decided = analysis.comparisons[analysis.comparisons["verdict"].isin(["better", "worse"])]

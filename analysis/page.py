@@ -72,6 +72,16 @@ def _section(section: "Section") -> str:
     return "\n".join(parts)
 
 
+def settings_text(res) -> str:
+    """Each distinct evaluation setting with the benchmarks scored under it (analysis/settings.py),
+    then what was done about benchmarks scored under several."""
+    by: dict[str, list[str]] = {}
+    for bench, setting in res.eval_settings.items():
+        by.setdefault(setting, []).append(bench)
+    text = "; ".join(f"{', '.join(b)}: {s}" for s, b in by.items()) or "not recorded"
+    return " ".join([text, *(f"NOTE: {n}." for n in res.setting_notes)])
+
+
 def render_page(a: "Analysis", sections: list["Section"]) -> str:
     """The whole page: what was analysed and how, then each section."""
     res = a.results
@@ -81,6 +91,7 @@ def render_page(a: "Analysis", sections: list["Section"]) -> str:
             f"Compared axes: {html.escape(', '.join(res.axes) or 'none varies')}<br>"
             f"Shared settings: {html.escape(consts)}<br>"
             f"Benchmarks (headline metric): {html.escape(metrics)}<br>"
+            f"Evaluation settings: {html.escape(settings_text(res))}<br>"
             f"{len(a.runs)} runs in {len(a.summary)} configurations</p>")
     methods = METHODS.format(level=f"{a.level:.0%}", test=TEST_NAMES[a.test], alpha=f"{a.alpha:g}",
                              correction=CORRECTION_NAMES[a.correction])

@@ -133,6 +133,8 @@ def _render(a: Analysis, folder: Path, formats: tuple[str, ...], scale: str = "f
     ranking = Section("Ranking by mean z-score", tables=[table],
                       links=_write_table(a.summary, folder, f"{prefix}summary", table))
     sections = [ranking]
+    if res.eval_settings and not prefix:
+        sections.append(_settings_section(res, folder))
     if len(res.axes) > 1 or (not res.axes and len(a.summary) > 1):
         top = a.summary.head(TOP_CONFIGS)
         # legend from what differs among the polygons shown; what they share goes in its title
@@ -170,6 +172,18 @@ def _render(a: Analysis, folder: Path, formats: tuple[str, ...], scale: str = "f
             a.comparisons, "Paired comparisons against each axis' baseline"))
         sections.append(Section("All paired comparisons", links=links))
     return sections
+
+
+def _settings_section(res, folder: Path) -> Section:
+    """What each benchmark's scores were evaluated with (analysis/settings.py): every run ranked on
+    a benchmark shares its row's setting."""
+    frame = pd.DataFrame({"benchmark": list(res.eval_settings), "setting": list(res.eval_settings.values()),
+                          "runs": [int(res.runs[b].notna().sum()) for b in res.eval_settings]})
+    table = tables.from_frame(frame, caption="Evaluation settings: the runs ranked on a benchmark were all "
+                              "scored under its row's setting (fields a run does not record are left out)")
+    text = " ".join(f"Note: {n}." for n in res.setting_notes)
+    return Section("Evaluation settings", text=text, tables=[table],
+                   links=_write_table(frame, folder, "eval_settings", table))
 
 
 def _axis_section(a: Analysis, axis: str, folder: Path, formats: tuple[str, ...],

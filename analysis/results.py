@@ -40,6 +40,10 @@ class Results:
     metric_names: dict[str, str] = field(default_factory=dict)  # benchmark -> metric it shows
     source: str = ""
     parent_run_ids: list[str] = field(default_factory=list)  # sweep parent runs of these runs
+    # benchmark -> the evaluation setting its scores share ("n=8, max_examples=8, ..."; analysis/settings.py)
+    eval_settings: dict[str, str] = field(default_factory=dict)
+    # what was done about benchmarks scored under several settings (split into one column per setting)
+    setting_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = [c for c in ["run", *self.config_columns, *self.benchmarks] if c not in self.runs]

@@ -69,5 +69,6 @@ def split_sections(results: Results) -> list[tuple[str, Results]]:
             # the baseline's option first: it is the one each comparison is made against
             option_order={a: [*dict.fromkeys([*base[a], *results.option_order.get(a, [])])] for a in axes},
             constants=results.constants, metric_names=results.metric_names,
-            source=f"{results.source}, section {name}", parent_run_ids=results.parent_run_ids)))
+            source=f"{results.source}, section {name}", parent_run_ids=results.parent_run_ids,
+            eval_settings=results.eval_settings, setting_notes=results.setting_notes)))
     return out

@@ -1,14 +1,16 @@
 """Read a tracking store into `Results`: FINISHED job runs, their axes and headline metrics.
 
 Only what the jobs wrote is read (see `vlm_sweeps.naming`): the axis params, the seed, the
-signature, sweep and study tags, each benchmark's headline metric, and what floors a benchmark
-(its blind control `blind/<benchmark>/<metric>`, its `<benchmark>/chance`: analysis/floors.py).
+signature, sweep and study tags, each benchmark's headline metric with the evaluation setting it was
+scored under (analysis/settings.py), and what floors a benchmark (its blind control
+`blind/<benchmark>/<metric>`, its `<benchmark>/chance`: analysis/floors.py).
 The flattened config (dotted params), training curves, timings and run facts such as
 `visual_tokens` are not benchmarks and are ignored.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,7 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 
-from analysis import sections
+from analysis import sections, settings
 from analysis.floors import BLIND_COLUMN, CHANCE_COLUMN
 from analysis.results import AnalysisError, Results
 from vlm_sweeps import naming
@@ -96,6 +98,8 @@ def _row(run: Run) -> dict:
         row[column] = tags.get(tag)
     for key in (*naming.design_axes(), *naming.context_params()):
         row[key] = params.get(key)
+    # when each latest metric value was logged (MLflow keeps the Metric objects only privately; none: no check)
+    stamps = {m.key: m.timestamp for m in getattr(run.data, "_metric_objs", [])}
     for key, value in run.data.metrics.items():
         bench, _, metric = key.partition("/")
         if bench in NOT_BENCHMARKS:
@@ -106,6 +110,8 @@ def _row(run: Run) -> dict:
             continue
         if key == naming.headline_metric(bench):
             row["bench:" + bench] = value
+            row[settings.SETTING_COLUMN + bench] = json.dumps(settings.of_run(
+                run.data.metrics, stamps, tags, params, run.info.end_time or 0, bench), sort_keys=True)
         elif metric == "chance":
             row[CHANCE_COLUMN + bench] = value * 100.0
     return row
@@ -118,13 +124,20 @@ def load_store(
     axes: list[str] | None = None,
     filter_string: str = "",
     signatures: list[str] | None = None,
+    mixed_settings: str = "refuse",
 ) -> Results:
     """FINISHED job runs of `experiments` (optionally one sweep, or the runs of these `signatures`:
     a sweep's jobs, those it trained and those an earlier sweep had finished) as `Results`.
 
+    A benchmark whose runs were scored under different evaluation settings (another slim size,
+    version, blind or generation setting: analysis/settings.py) is refused with the runs of each
+    setting (`mixed_settings="refuse"`) or split into one benchmark per setting ("split").
+
     `axes` restricts the compared axes (default: every design axis of `naming.AXIS_TABLE` with more than one
     value). Runs sharing a signature are one configuration run twice: the latest is kept.
     """
+    if mixed_settings not in settings.MODES:  # before the store is read
+        raise AnalysisError(f"--mixed-settings {mixed_settings!r}: choose one of {', '.join(settings.MODES)}")
     client = open_store(tracking_uri)
     names = [experiments] if isinstance(experiments, str) else list(experiments)
     ids = _experiment_ids(client, names)
@@ -151,10 +164,11 @@ def load_store(
             f"{detail}. Run a sweep first, or choose another --experiment/--sweep-id"
         )
     frame = pd.DataFrame([_row(r) for r in finished])
-    return _results(frame, axes, f"{where}" + (f", sweep {sweep_id}" if sweep_id else ""))
+    return _results(frame, axes, f"{where}" + (f", sweep {sweep_id}" if sweep_id else ""), mixed_settings)
 
 
-def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Results:
+def _results(frame: pd.DataFrame, axes: list[str] | None, source: str, mixed_settings: str = "refuse"
+             ) -> Results:
     signed = frame["signature"].notna()
     latest = frame[signed].sort_values("end_time").drop_duplicates("signature", keep="last")
     dropped = int(signed.sum()) - len(latest)
@@ -171,6 +185,9 @@ def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Result
     benchmarks = [c.removeprefix("bench:") for c in bench_cols]
     frame = frame.rename(columns=dict(zip(bench_cols, benchmarks)))
     frame[benchmarks] = frame[benchmarks].astype(float) * 100.0  # fractions -> percent
+    frame, benchmarks, eval_settings, notes = settings.check(frame, benchmarks, mixed_settings)
+    for note in notes:
+        log.warning("%s", note)
     floors_of = [c for c in frame if c.startswith((BLIND_COLUMN, CHANCE_COLUMN))
                  and c.partition(":")[2] not in benchmarks]
     frame = frame.drop(columns=floors_of)  # floors of benchmarks no finished run scores
@@ -205,7 +222,9 @@ def _results(frame: pd.DataFrame, axes: list[str] | None, source: str) -> Result
         seed=seed,
         label=None,
         constants=constants,
-        metric_names={b: naming.headline_metric(b) for b in benchmarks},
+        metric_names={b: naming.headline_metric(b.partition(" [")[0]) for b in benchmarks},
+        eval_settings=eval_settings,
+        setting_notes=notes,
         source=f"MLflow store: {source} ({len(frame)} FINISHED job runs)",
         parent_run_ids=parents,
     )
