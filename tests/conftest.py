@@ -6,6 +6,9 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,51 @@ def seed_store(db: Path) -> Path:
     db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_EMPTY_STORE, db)
     return db
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real `mlflow server` on a sqlite database in `folder` (the README's database-backed one),
+    on one port for its life: `kill()` ends it by its PID (SIGKILL, as a lost node does), `start()`
+    brings it back on the same port and database."""
+
+    def __init__(self, folder: Path, workers: int = 1):
+        self.folder, self.workers, self.port = Path(folder), workers, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        seed_store(self.folder / "server.db")
+
+    def start(self, timeout: float = 180) -> "MlflowServer":
+        import urllib.request
+
+        log = open(self.folder / "mlflow_server.log", "a")
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.proc = subprocess.Popen(
+            [shutil.which("mlflow") or "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.uri + "/health", timeout=2)
+                return self
+            except OSError:
+                assert self.proc.poll() is None and time.monotonic() < deadline, \
+                    (self.folder / "mlflow_server.log").read_text()[-3000:]
+                time.sleep(0.5)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
 
 
 def seed_job_store(args: list[str], cwd: Path) -> None:

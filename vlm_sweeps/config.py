@@ -169,6 +169,11 @@ class TrackingConf:
     # Seconds between a job's heartbeats on its run (tag vlm_sweeps.heartbeat): a RUNNING run whose
     # heartbeat stopped is dead (vlm_sweeps/liveness.py). 0: no heartbeat thread.
     heartbeat_s: float = 30.0
+    # A tracking server's write is retried `write_retries` times (1, 2, 4 ... s apart), each try waiting
+    # `write_timeout_s` for an answer; once one is lost for good the job fails at once (the server is
+    # gone: its run cannot record the rest) instead of retrying every queued write for minutes.
+    write_retries: int = 3
+    write_timeout_s: float = 30.0
 
 
 @dataclass

@@ -109,10 +109,8 @@ def _run_config(client, run, invocation: DictConfig) -> tuple[DictConfig, DictCo
 
 def resolve_target(invocation: DictConfig) -> Target:
     """Find the run, its config and its checkpoint; fail with a clear message when one is missing."""
-    from mlflow.tracking import MlflowClient
-
     uri = tracking.resolve_uri(invocation.tracking.uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = tracking.mlflow_client(uri)
     run_id, given = invocation.eval.run_id, invocation.eval.checkpoint
     state = None
     if given is not None:
@@ -275,11 +273,10 @@ def _log(target: Target, metrics: dict[str, float], predictions: dict[str, list[
     import time
 
     from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
 
     from vlm_sweeps.eval.suite import TAG_SKIPPED
 
-    client = MlflowClient(tracking_uri=tracking.resolve_uri(target.cfg.tracking.uri))
+    client = tracking.mlflow_client(tracking.resolve_uri(target.cfg.tracking.uri))
     logged = client.get_run(target.run_id).data
     now = int(time.time() * 1000)
     # re-logging an unchanged value would only duplicate the metric's history

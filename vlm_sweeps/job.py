@@ -102,11 +102,31 @@ def run_job(cfg: Any, sweep_id: str | None = None) -> JobResult:
             raise
         except BaseException as err:
             if tracker:
-                tracker.fail(err)
+                fail(tracker, err)
             raise
         if tracker:
-            tracker.finish()
+            try:
+                tracker.finish()
+            except tracking_process.TrackingError as err:  # a write was lost: the run is not FINISHED
+                raise tracking_process.TrackingError(f"{err}; {resume_advice(tracker)}") from None
         return JobResult(signature, run_id, dist.broadcast(metrics), timings=timings)
+
+
+def fail(tracker: Any, err: BaseException) -> None:
+    """Mark the job's run FAILED with `err`; where the store cannot take that either (a tracking server
+    gone), raise a TrackingError that says both, in place of `err`."""
+    try:
+        tracker.fail(err)
+    except Exception as lost:  # noqa: BLE001 - MLflow's or the tracking process's error, said with err's
+        said = str(err) if isinstance(err, tracking_process.TrackingError) else tracking.error_message(err)
+        raise tracking_process.TrackingError(
+            f"{said}; the run could not be marked FAILED ({str(lost)[:300]}); {resume_advice(tracker)}") from None
+
+
+def resume_advice(tracker: Any) -> str:
+    """What a user does about a run its store lost writes of."""
+    return (f"run {tracker.run_id} in {redact_uri(tracker.uri)}: once the store answers, re-run the same command, "
+            "which resumes the run from its checkpoint and logs again what was lost")
 
 
 class Terminated(SystemExit):
@@ -165,8 +185,9 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
     """The MLflow run to train into (found again and reopened, or created), or the result of the
     FINISHED run that makes this job a skip. `unreadable`: benchmarks whose files are missing
     (check_benchmarks, eval.continue_on_missing=true), which a FINISHED run goes on lacking."""
-    tracker = tracking_process.open_tracker(tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
-                                            separate_process=cfg.tracking.get("process", True))
+    tracker = tracking_process.open_tracker(
+        tracking.resolve_uri(cfg.tracking.uri), cfg.tracking.experiment, separate_process=cfg.tracking.process,
+        environment=tracking.http_environment(cfg.tracking.write_retries, cfg.tracking.write_timeout_s))
     done = tracker.finished_record(signature)
     axes = axes_of(cfg)
     if done is not None:
@@ -247,9 +268,18 @@ def train_and_evaluate(cfg: Any, tracker: tracking_process.RemoteTracker | track
     evaluated = [b for b in cfg.benchmarks.suite if b not in skipped]
     metrics = log_evaluation(cfg, tracker, metrics, predictions, evaluated, step, first=True)
     tracker.log_metrics({naming.VISUAL_TOKENS: float(s.model.num_visual_tokens)}, step)
-    tracker.log_metrics({f"time/{k}": v for k, v in timings.items()}, step)
+    tracker.log_metrics(time_metrics(timings, checkpointer.earlier), step)
     s.dist.barrier()
     return metrics, timings
+
+
+def time_metrics(timings: dict[str, float], earlier: dict[str, float]) -> dict[str, float]:
+    """`time/<k>`: the seconds of every attempt of the job (`earlier`: those before this one, up to
+    their last checkpoint), and for a resumed job `time/this_attempt/<k>`: this attempt's alone."""
+    logged = {f"time/{k}": earlier.get(k, 0.0) + timings.get(k, 0.0) for k in {*earlier, *timings}}
+    if earlier:
+        logged.update({f"time/this_attempt/{k}": v for k, v in timings.items()})
+    return logged
 
 
 def log_evaluation(cfg: Any, tracker: Any, metrics: dict[str, float], predictions: dict[str, list[dict]],

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from vlm_sweeps import naming
+from vlm_sweeps import code_version, naming
 from vlm_sweeps.redact import redact_text, redact_tree, redact_uri
 
 log = logging.getLogger(__name__)
@@ -34,10 +33,77 @@ def resolve_uri(uri: str | None) -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
-def _client(uri: str):
+# What a job's writes to a tracking server may cost before the job gives up on the store: MLflow
+# retries a failed HTTP request MLFLOW_HTTP_REQUEST_MAX_RETRIES times with a backoff of FACTOR * 2^n s
+# (defaults 7 and 2: 4 min 19 s per write, hours for a job's queued writes when the server is gone),
+# each try waiting MLFLOW_HTTP_REQUEST_TIMEOUT s. A job sets them from tracking.write_retries and
+# tracking.write_timeout_s (http_environment), and fails at its first lost write (tracking_process.py).
+RETRIES_ENV, BACKOFF_ENV, TIMEOUT_ENV = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                                         "MLFLOW_HTTP_REQUEST_TIMEOUT")
+USERNAME_ENV, PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+PROBE_TIMEOUT_S = 5.0
+MAX_DIFF_CHARS = 5_000_000  # of a run's code/diff.patch (a dirty tree of data files would be cut there)  # a tracking server that does not answer /health within this is unreachable
+
+
+class TrackingUnreachable(RuntimeError):
+    """The tracking server does not answer: said before a run is opened, in one line."""
+
+
+def http_environment(retries: int, timeout_s: float) -> dict[str, str]:
+    """The MLflow variables that bound one HTTP write (see RETRIES_ENV): `retries` retries, 1, 2, 4 ... s
+    apart, `timeout_s` each."""
+    return {RETRIES_ENV: str(int(retries)), BACKOFF_ENV: "1", TIMEOUT_ENV: str(max(1, round(timeout_s)))}
+
+
+def plain_uri(uri: str) -> str:
+    """`uri` without credentials, which go to MLflow through its environment variables instead
+    (MLFLOW_TRACKING_USERNAME / _PASSWORD, set here for this process and its children): a URI that
+    MLflow (its "View run ... at: URL" lines), a library or a traceback prints then holds none. The
+    userinfo of a database URI (postgresql://user:pw@db/x) is the database's login: kept."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return uri
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    os.environ[USERNAME_ENV] = unquote(user)
+    if password:
+        os.environ[PASSWORD_ENV] = unquote(password)
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def mlflow_client(uri: str):
+    """An MlflowClient of `uri`, its credentials passed through the environment (plain_uri)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=plain_uri(uri))
+
+
+
+def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Raise TrackingUnreachable, saying what to do, unless the tracking server of an http(s) `uri`
+    answers its /health within `timeout_s` (two tries); other stores are not probed."""
+    import urllib.error
+    import urllib.request
+
+    base = plain_uri(uri)
+    if not base.startswith(("http://", "https://")):
+        return
+    reason = ""
+    for attempt in range(2):
+        try:
+            with urllib.request.urlopen(base.rstrip("/") + "/health", timeout=timeout_s / 2):
+                return
+        except urllib.error.HTTPError:  # it answers (behind a proxy or an auth layer): reachable
+            return
+        except (OSError, ValueError) as err:
+            reason = str(getattr(err, "reason", err))
+            time.sleep(0.5 * (attempt + 1))
+    raise TrackingUnreachable(
+        f"the tracking server {redact_uri(uri)} does not answer ({reason}): start it (`mlflow server --host HOST "
+        "--port PORT --backend-store-uri sqlite:///mlflow.db`), or point tracking.uri (or $MLFLOW_TRACKING_URI) at "
+        "a running one, or use tracking=local; nothing was trained or logged")
 
 
 def sqlite_file(uri: str) -> Path | None:
@@ -67,7 +133,7 @@ def ensure_experiment(uri: str, name: str) -> str:
 def _ensure_experiment(uri: str, name: str, location: str | None = None) -> str:
     from mlflow.exceptions import MlflowException
 
-    client = _client(uri)
+    client = mlflow_client(uri)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -77,15 +143,6 @@ def _ensure_experiment(uri: str, name: str, location: str | None = None) -> str:
                                         tags={"mlflow.experimentKind": "custom_model_development"})
     except MlflowException:  # created meanwhile by another process (a server's store)
         return client.get_experiment_by_name(name).experiment_id
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def find_sweep_run(client, experiment_id: str, sweep_id: str):
@@ -100,8 +157,9 @@ def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[st
     """The parent run that groups a sweep's jobs in the MLflow UI (created once per sweep). The
     experiment is tagged as a model-training one (`mlflow.experimentKind`): MLflow 3's UI opens an
     untagged experiment in its GenAI view, a tagged one on its runs table."""
+    probe(uri)
     exp_id = ensure_experiment(uri, experiment)
-    client = _client(uri)
+    client = mlflow_client(uri)
     kind_tag, kind = "mlflow.experimentKind", "custom_model_development"
     if client.get_experiment(exp_id).tags.get(kind_tag) != kind:
         client.set_experiment_tag(exp_id, kind_tag, kind)
@@ -140,7 +198,7 @@ class SweepCallback(Callback):
         if config.hydra.launcher.get("wait", True) is False:
             return  # a non-blocking submit: the sweep's jobs are still queued, its run stays open
         uri = resolve_uri(config.tracking.uri)
-        client = _client(uri)
+        client = mlflow_client(uri)
         exp = client.get_experiment_by_name(config.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = find_sweep_run(client, exp.experiment_id, sweep_dir.name) if exp else None
@@ -230,10 +288,13 @@ class JobTracker:
 
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
+        probe(uri)
         self.experiment_id = ensure_experiment(uri, experiment)  # first: a fresh store's schema, under its lock
-        self.client = _client(uri)
+        self.client = mlflow_client(uri)
         self.run_id: str | None = None
-        self.logged_until = -1  # last training-curve step already in the store (resume)
+        # a reopened run's steps already in the store, by metric (read on first use): a resume logs
+        # each point once, and again those a lost write left out
+        self.logged: dict[str, set[int]] | None = None
 
     def find(self, signature: str) -> list:
         """Job runs with this signature, newest first."""
@@ -284,9 +345,12 @@ class JobTracker:
             parent = find_sweep_run(self.client, self.experiment_id, sweep_id)
             if parent is not None:
                 tags["mlflow.parentRunId"] = parent.info.run_id
-        commit = git_commit()
-        if commit:
-            tags[naming.TAG_GIT_COMMIT] = commit
+        code = code_version.describe()  # the code this process imports: its sweep's snapshot, or the repository
+        if code["commit"]:
+            tags[naming.TAG_GIT_COMMIT] = code["commit"]
+        tags[naming.TAG_GIT_DIRTY] = str(bool(code["dirty"])).lower()
+        if code["snapshot"]:
+            tags[naming.TAG_CODE_SNAPSHOT] = code["snapshot"]
         tags.update(extra_tags or {})
         # an older unfinished attempt (crashed, killed) is closed as superseded, not left RUNNING
         for old in self.find(signature):
@@ -303,6 +367,11 @@ class JobTracker:
             for i in range(0, len(items), 100):
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
             self.log_text(_yaml(resolved), "config.yaml")
+            if code["diff"]:
+                diff = redact_text(code["diff"])
+                if len(diff) > MAX_DIFF_CHARS:
+                    diff = diff[:MAX_DIFF_CHARS] + f"\n# ... cut at {MAX_DIFF_CHARS} of {len(diff)} characters\n"
+                self.log_text(diff, naming.CODE_DIFF)
         return self.run_id
 
     @contextlib.contextmanager
@@ -317,16 +386,16 @@ class JobTracker:
 
     def reopen(self, run_id: str, sweep_id: str | None) -> str:
         """Continue an interrupted run (requeued or restarted job) instead of starting another.
-        Training-curve points already logged are not logged twice (the steps replayed between the
-        last checkpoint and the interruption)."""
+        Metric points already logged are not logged twice (the training steps replayed between the
+        last checkpoint and the interruption, an evaluation logged before it); those missing are
+        (the curve's points come back from the checkpoint, train/runner.py)."""
         self.run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
         with self._failing_on_error("reopening"):
             self.client.set_tag(run_id, naming.TAG_STATUS, "running")
             if naming.TAG_ERROR in self.client.get_run(run_id).data.tags:  # the failure it recovers from
                 self.client.delete_tag(run_id, naming.TAG_ERROR)
-            history = self.client.get_metric_history(run_id, naming.TRAIN_LOSS)
-            self.logged_until = max((m.step for m in history), default=-1)
+            self.logged = {}
             self._tag_slurm()
             resumes = int(self.client.get_run(run_id).data.tags.get(naming.TAG_PREFIX + "resumes", "0")) + 1
             self.client.set_tag(run_id, naming.TAG_PREFIX + "resumes", str(resumes))
@@ -345,9 +414,8 @@ class JobTracker:
             self.client.set_tag(self.run_id, naming.TAG_SLURM_JOB_ID, job_id)
 
     def log_curve(self, metrics: dict[str, float], step: int) -> None:
-        """Training-curve points; after a resume, steps that were logged before are skipped."""
-        if step > self.logged_until:
-            self.log_metrics(metrics, step)
+        """Training-curve points (log_metrics)."""
+        self.log_metrics(metrics, step)
 
     def tag_align(self, align_signature: str, source: str) -> None:
         """Which align checkpoint the run's align stage is, and whether it was trained here or reused."""
@@ -359,10 +427,24 @@ class JobTracker:
         self.client.set_tag(self.run_id, naming.TAG_STATUS, "interrupted")
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """Metric points at `step`; in a reopened run, not those already in the store at that step."""
         from mlflow.entities import Metric
 
+        if self.logged is not None:
+            metrics = {k: v for k, v in metrics.items() if self._first_at(k, step)}
+            if not metrics:
+                return
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def _first_at(self, key: str, step: int) -> bool:
+        """Whether the reopened run lacks a point of `key` at `step` (which it then counts as logged)."""
+        steps = self.logged.get(key)
+        if steps is None:
+            steps = self.logged[key] = {int(m.step) for m in self.client.get_metric_history(self.run_id, key)}
+        fresh = step not in steps
+        steps.add(step)
+        return fresh
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)

@@ -10,9 +10,12 @@ One tracking process per job process, shared by the jobs that process runs one a
 local sweep, a test session); `tracking.process=false` keeps the tracker in the job's own process.
 
 - Calls whose result the job does not need (curve points, metrics, tags, artifacts) do not wait
-  for their reply. They stay in order with the others, and an error in one is raised by the next
-  call that waits, at the latest `finish`, which then marks the run FAILED instead: a job never
-  ends FINISHED with a write lost.
+  for their reply. They stay in order with the others. The first one that fails (a write lost: the
+  store refused it, or a server stayed unreachable through tracking.write_retries) is reported at
+  once, and the job's next call raises TrackingError: the job fails then, marking its run FAILED
+  where the store still answers. The writes queued after a lost one are not attempted (each would
+  wait out its retries: hours for a dead server); the error names them. A job never ends FINISHED
+  with a write lost, and never waits on a store that is gone.
 - The tracking process ignores SIGINT, SIGTERM and SIGUSR1/2: a Ctrl-C or a preemption signal is
   the job's to handle, and the job then marks its run interrupted or failed through this process.
   It exits when the job's end of the pipe closes, also when the job dies, after the calls
@@ -28,13 +31,14 @@ import contextlib
 import logging
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
 import threading
 from typing import Any, BinaryIO
 
-from vlm_sweeps.tracking import JobTracker, error_message
+from vlm_sweeps.tracking import JobTracker, TrackingUnreachable, error_message
 from vlm_sweeps.train import is_rank_zero
 
 log = logging.getLogger(__name__)
@@ -49,8 +53,12 @@ class TrackingError(RuntimeError):
     the tracking process is gone."""
 
 
+NOTICE = 0  # the call number of a message the tracking process sends unasked: a write was lost
+
+
 class TrackingProcess:
-    """The tracking process of this process, and the pipe to it."""
+    """The tracking process of this process, and the pipe to it. A reader thread takes its
+    messages: replies, in order, and the notice of a lost write, which the next call raises."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -58,6 +66,8 @@ class TrackingProcess:
         self._calls = 0
         self._generation = 0  # of the process now running: a tracker belongs to one
         self._sent = 0  # calls sent to the process now running
+        self._replies: queue.Queue = queue.Queue()
+        self._lost: dict[int, str] = {}  # the running process's notices of a lost write, by tracker
 
     def start(self) -> None:
         """Start it, unless it runs already."""
@@ -70,12 +80,30 @@ class TrackingProcess:
                                           stdout=subprocess.PIPE)
             self._generation += 1
             self._sent = 0
+            self._replies, self._lost = queue.Queue(), {}
+            threading.Thread(target=self._read, args=(self._proc.stdout, self._replies, self._generation),
+                             name="vlm_sweeps-tracking-replies", daemon=True).start()
         return self._proc
+
+    def _read(self, stdout: BinaryIO, replies: queue.Queue, generation: int) -> None:
+        while True:
+            try:
+                message = pickle.load(stdout)
+            except (OSError, EOFError, ValueError, pickle.UnpicklingError):
+                replies.put(None)  # the process is gone
+                return
+            if message[0] == NOTICE:
+                if generation == self._generation:
+                    self._lost[message[1]] = message[2]
+            else:
+                replies.put(message)
 
     def call(self, tracker: tuple[int, int] | None, method: str, *args: Any, **kwargs: Any) -> Any:
         """`method(*args, **kwargs)` of `tracker` there (`open`: None, and a tracker's handle is the
         result); its result, or None at once for NO_REPLY methods. A tracker lives as long as the
-        process that opened it: a call to one whose process died raises TrackingError."""
+        process that opened it: a call to one whose process died raises TrackingError, as does any
+        call of a tracker that lost a write but `finish` (which then fails the run), `fail` and
+        `interrupted`."""
         reply = method not in NO_REPLY
         with self._lock:
             if tracker is None:
@@ -83,7 +111,9 @@ class TrackingProcess:
             elif self._proc is None or self._proc.poll() is not None or tracker[0] != self._generation:
                 raise TrackingError(f"the tracking process ({MODULE}) that opened this run exited"
                                     f"{self._exit_code()} before {method}; its error, if any, is on stderr above")
-            proc = self._proc
+            elif tracker[1] in self._lost and method not in ("finish", "fail", "interrupted"):
+                raise TrackingError(self._lost[tracker[1]])
+            proc, replies = self._proc, self._replies
             self._calls += 1
             self._sent += 1
             # pickled whole before anything is written: an argument that cannot be pickled raises
@@ -95,12 +125,15 @@ class TrackingProcess:
                 proc.stdin.flush()
                 if not reply:
                     return None
-                call, ok, value = pickle.load(proc.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError) as err:
+                message = replies.get()
+                if message is None:
+                    raise EOFError
+            except (OSError, EOFError) as err:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(5)
                 raise TrackingError(f"the tracking process ({MODULE}) exited{self._exit_code()} during {method}; "
                                     "its error, if any, is on stderr above") from err
+        call, ok, value = message
         assert call == self._calls, (call, self._calls)
         if not ok:
             raise TrackingError(value)
@@ -144,9 +177,10 @@ def prestart(enabled: bool = True) -> None:
 class RemoteTracker:
     """A JobTracker in the tracking process, as the job calls it (same methods, plain data)."""
 
-    def __init__(self, uri: str, experiment: str, process: TrackingProcess = _PROCESS):
+    def __init__(self, uri: str, experiment: str, process: TrackingProcess = _PROCESS,
+                 environment: dict[str, str] | None = None):
         self.uri, self.run_id, self._process = uri, None, process
-        environment = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+        environment = {**{k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}, **(environment or {})}
         self._id = process.call(None, "open", uri, experiment, environment, os.getcwd())
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -201,9 +235,14 @@ class RemoteTracker:
         self._call("fail", error if isinstance(error, str) else error_message(error))
 
 
-def open_tracker(uri: str, experiment: str, separate_process: bool = True) -> RemoteTracker | JobTracker:
-    """The tracker of one job: in the tracking process, or (`separate_process=False`) here."""
-    return RemoteTracker(uri, experiment) if separate_process else JobTracker(uri, experiment)
+def open_tracker(uri: str, experiment: str, separate_process: bool = True,
+                 environment: dict[str, str] | None = None) -> RemoteTracker | JobTracker:
+    """The tracker of one job: in the tracking process, or (`separate_process=False`) here.
+    `environment`: MLflow variables for its store (tracking.http_environment), on top of the job's."""
+    if separate_process:
+        return RemoteTracker(uri, experiment, environment=environment)
+    os.environ.update(environment or {})
+    return JobTracker(uri, experiment)
 
 
 def _adopt(environment: dict[str, str], cwd: str) -> None:
@@ -214,18 +253,53 @@ def _adopt(environment: dict[str, str], cwd: str) -> None:
     os.chdir(cwd)
 
 
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+class _Lost:
+    """The writes of a tracking process's run lost since the first that failed: that one's error,
+    then the others, not attempted (how many of each kind, and the curve's steps)."""
+
+    def __init__(self, method: str, error: str):
+        self.first = f"{method}: {error}"
+        self.dropped: dict[str, int] = {}
+        self.steps: list[int] = []
+
+    def drop(self, method: str, args: tuple) -> None:
+        self.dropped[method] = self.dropped.get(method, 0) + 1
+        if method in ("log_curve", "log_metrics") and len(args) > 1:
+            self.steps.append(int(args[1]))
+
+    def __str__(self) -> str:
+        text = f"a write to the tracking store failed: {self.first}"
+        if self.dropped:
+            kinds = ", ".join(f"{method} x{n}" for method, n in self.dropped.items())
+            steps = f" (steps {min(self.steps)}-{max(self.steps)})" if self.steps else ""
+            text += f"; not attempted after it: {kinds}{steps}"
+        return text
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer calls until `requests` ends (the tracking process's loop)."""
     trackers: dict[int, JobTracker] = {}
-    lost: str | None = None  # the first error of a call nobody waited for, not yet reported
+    lost: dict[int, _Lost] = {}  # a tracker's writes since the first that failed with nobody waiting
+
+    def send(message: tuple) -> None:
+        pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
     while True:
         try:
             call, tracker, method, args, kwargs, reply = pickle.load(requests)
         except EOFError:
             return
-        failed_for_lost = method == "finish" and lost is not None
+        if tracker in lost and not reply:  # after a lost write: the job is told and fails at its next call
+            lost[tracker].drop(method, args)
+            continue
+        failed_for_lost = method == "finish" and tracker in lost
         if failed_for_lost:  # a write was lost: the run did not finish well
-            method, args = "fail", (f"TrackingError: a write to the tracking store failed: {lost}",)
+            method, args = "fail", (f"TrackingError: {lost[tracker]}",)
         try:
             if method == "open":
                 _adopt(*args[2:])
@@ -235,19 +309,24 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
                 value = getattr(trackers[tracker], method)(*args, **kwargs)
             ok = True
         except Exception as err:  # reported to the job, which raises it
-            log.exception("tracking call %s failed", method)
+            if isinstance(err, TrackingUnreachable):  # said in one line by the job
+                log.error("tracking call %s failed: %s", method, err)
+            else:
+                log.exception("tracking call %s failed", method)
             ok, value = False, error_message(err)
         if not reply:
-            lost = lost or (None if ok else f"{method}: {value}")
+            if not ok:
+                lost[tracker] = _Lost(method, value)
+                send((NOTICE, tracker, str(lost[tracker])))
             continue
-        if lost is not None:
+        if tracker in lost:
             if method in ("fail", "interrupted") and not failed_for_lost:  # the job is failing already
-                log.warning("a write to the tracking store failed earlier: %s", lost)
-            elif ok:
-                ok, value = False, f"a write to the tracking store failed: {lost}"
-            lost = None
-        pickle.dump((call, ok, value), replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+                log.warning("%s", lost[tracker])
+                value = value if ok else f"{_short(value)}; before it, {lost[tracker]}"
+            else:
+                ok, value = False, (f"{lost[tracker]}; the run is marked FAILED" if ok else
+                                    f"{lost[tracker]}; the run could not be marked FAILED either ({_short(value)})")
+        send((call, ok, value))
 
 
 def main() -> None:

@@ -186,6 +186,11 @@ def _size_problems(cfg: Any, names: list[str], registry: Any) -> list[str]:
          "training-curve points), e.g. run.log_every=10")
     need(run.threads is None or _whole(run.threads, 1), f"run.threads={run.threads}: must be >= 1 or null "
          "(this job's share of the host's CPUs, vlm_sweeps/cpu_share.py)")
+    t = cfg.tracking
+    need(_whole(t.write_retries, 0), f"tracking.write_retries={t.write_retries}: must be >= 0 (retries of a "
+         "tracking server's write before the job gives up on the store), e.g. tracking.write_retries=3")
+    need(_positive(t.write_timeout_s), f"tracking.write_timeout_s={t.write_timeout_s}: must be > 0 (seconds a "
+         "write to a tracking server waits for its answer), e.g. tracking.write_timeout_s=30")
     return found
 
 

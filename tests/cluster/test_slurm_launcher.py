@@ -412,8 +412,5 @@ def test_a_queued_job_describes_the_commit_and_dirty_diff_it_was_submitted_with(
     code_probe.assert_describes_the_launch(code_probe.job_records(job.probes), Path(job.record.code), job.commit)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23 item 8: tracking.start tags `git rev-parse HEAD` of the folder it "
-                   "runs from (the repository around the snapshot: the commit made after submit), not "
-                   "code_version.describe(); remove this mark once tracking records describe()")
 def test_a_queued_job_run_records_the_commit_and_diff_it_was_submitted_with(edited_code_job):
     code_probe.assert_runs_record_the_launch(edited_code_job.record.tracking_uri, 1, edited_code_job.commit)

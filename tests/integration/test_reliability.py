@@ -17,50 +17,15 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, SMALL
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import job_runs, popen, run_cli, wait_for_training
 from vlm_sweeps import liveness, naming
 
 pytestmark = pytest.mark.integration
 
 
-def job_runs(uri: str) -> list:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(naming.DEFAULT_EXPERIMENT)
-    if exp is None:
-        return []
-    return client.search_runs([exp.experiment_id], filter_string=f"tags.`{naming.TAG_KIND}` = '{naming.KIND_JOB}'")
-
-
 def store(tmp_path: Path) -> tuple[str, list[str]]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     return uri, [f"tracking.uri={uri}", f"paths.root={tmp_path / 'root'}"]
-
-
-def popen(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-m", "vlm_sweeps.run", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_training(uri: str, proc: subprocess.Popen, runs_dir: Path, timeout: float = 240) -> str:
-    """The run id, once the job `proc` holds its run (its pid on the run), has logged a training
-    step since, and its checkpoint exists (something to resume from)."""
-    client = MlflowClient(uri)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for run in job_runs(uri) if Path(uri[len("sqlite:///"):]).exists() else []:
-            tags = run.data.tags
-            if tags.get(naming.TAG_PID) != str(proc.pid) or tags.get(naming.TAG_STATUS) != "running":
-                continue
-            since = int(tags.get(naming.TAG_PREFIX + "resumed_from_step", "0"))
-            checkpoint = runs_dir / tags[naming.TAG_SIGNATURE] / "checkpoint.pt"
-            if (any(m.step > since for m in client.get_metric_history(run.info.run_id, naming.TRAIN_LOSS))
-                    and checkpoint.is_file()):
-                return run.info.run_id
-        time.sleep(0.5)
-    raise AssertionError("the job never logged a training step")
 
 
 def test_a_diverged_run_fails_and_keeps_its_last_finite_checkpoint(tmp_path):

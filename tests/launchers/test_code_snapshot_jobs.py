@@ -77,9 +77,6 @@ def test_each_job_describes_the_commit_and_dirty_diff_it_was_launched_with(edite
     code_probe.assert_describes_the_launch(code_probe.job_records(sweep.probes), sweep.snapshot, sweep.commit)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23 item 8: tracking.start tags `git rev-parse HEAD` of the folder it "
-                   "runs from (the repository around the snapshot: the commit made after the launch), not "
-                   "code_version.describe(); remove this mark once tracking records describe()")
 def test_the_runs_record_the_commit_and_diff_of_the_launch(edited_sweep):
     uri = f"sqlite:///{edited_sweep.repo / 'mlflow.db'}"
     code_probe.assert_runs_record_the_launch(uri, 2, edited_sweep.commit)

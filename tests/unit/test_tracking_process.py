@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -122,3 +123,43 @@ def test_writes_still_in_the_pipe_reach_the_store_when_the_job_exits(uri, tmp_pa
     assert out.returncode == 0, out.stderr
     history = MlflowClient(uri).get_metric_history(out.stdout.strip(), naming.TRAIN_LOSS)
     assert sorted(m.step for m in history) == list(range(1, 201))
+
+
+def test_after_a_lost_write_the_job_is_told_at_once_and_the_queued_writes_are_not_attempted(process, uri):
+    tracker = start(process, uri)
+    tracker.set_tag("bad key!", "x")  # lost: refused by the store
+    for step in (1, 2, 3):  # sent before the job hears of it: dropped, not attempted one by one
+        tracker.log_curve({naming.TRAIN_LOSS: 1.0}, step)
+    deadline = time.monotonic() + 30
+    with pytest.raises(TrackingError, match=r"a write to the tracking store failed: set_tag: .*Invalid value"):
+        while time.monotonic() < deadline:  # the notice arrives while the job goes on; its next write raises
+            tracker.log_curve({naming.TRAIN_LOSS: 1.0}, 4)
+            time.sleep(0.05)
+    # those sent before the notice arrived: 1-3 and the first tries at 4
+    with pytest.raises(TrackingError, match=r"not attempted after it: log_curve x\d+ \(steps 1-4\); the run is marked FAILED"):
+        tracker.finish()
+    client = MlflowClient(uri)
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FAILED" and client.get_metric_history(tracker.run_id, naming.TRAIN_LOSS) == []
+    other = start(process, uri, "sig2")  # the next job of this process is not affected
+    other.log_curve({naming.TRAIN_LOSS: 1.0}, 1)
+    other.finish()
+    assert client.get_run(other.run_id).info.status == "FINISHED"
+
+
+def test_a_reopened_run_gets_each_point_once_and_the_missing_ones(process, uri):
+    tracker = start(process, uri)
+    for step in (1, 2, 4):  # step 3 was lost
+        tracker.log_curve({naming.TRAIN_LOSS: float(step)}, step)
+    tracker.log_metrics({"synth_vqa/accuracy": 0.5}, 4)
+    tracker.fail("TrackingError: a write to the tracking store failed")
+    again = RemoteTracker(uri, "tp", process)
+    again.reopen(tracker.run_id, None)
+    for step in (1, 2, 3, 4):  # the curve replayed from the checkpoint, then the evaluation again
+        again.log_curve({naming.TRAIN_LOSS: float(step)}, step)
+    again.log_metrics({"synth_vqa/accuracy": 0.5, "time/job_s": 3.0}, 4)
+    again.finish()
+    client = MlflowClient(uri)
+    assert sorted(m.step for m in client.get_metric_history(tracker.run_id, naming.TRAIN_LOSS)) == [1, 2, 3, 4]
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "synth_vqa/accuracy")] == [4]
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "time/job_s")] == [4]

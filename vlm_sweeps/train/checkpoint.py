@@ -81,13 +81,26 @@ class Checkpointer:
         self.folder = Path(folder)
         self.every = every
         self.path = self.folder / CHECKPOINT
+        self.started = time.perf_counter()  # this attempt's start (the job's)
+        # seconds the attempts before this one spent, as of their last checkpoint (`time/*` keys
+        # without the prefix: setup_s, train_<stage>_s, job_s), from the checkpoint this one resumes
+        self.earlier: dict[str, float] = {}
 
     def exists(self) -> bool:
         return self.path.is_file()
 
     def load(self) -> dict[str, Any] | None:
         """The checkpoint, or None: none yet, or an unreadable one (moved aside, see read_or_set_aside)."""
-        return read_or_set_aside(self.path, REQUIRED)
+        state = read_or_set_aside(self.path, REQUIRED)
+        self.earlier = {k: float(v) for k, v in ((state or {}).get("timings") or {}).items()}
+        return state
+
+    def totals(self, timings: dict[str, float]) -> dict[str, float]:
+        """The seconds of all attempts so far: `timings` (this attempt's) plus the earlier ones', and
+        job_s, the wall time of all of them (each up to its last checkpoint)."""
+        spent = {k: self.earlier.get(k, 0.0) + timings.get(k, 0.0) for k in {*self.earlier, *timings}}
+        spent["job_s"] = self.earlier.get("job_s", 0.0) + time.perf_counter() - self.started
+        return spent
 
     def save(self, state: dict[str, Any]) -> None:
         """Write `state` (rank 0), unless its weights are not finite: then raise Diverged, and the

@@ -53,6 +53,16 @@ def train(cfg: Any, s: Any, log_fn, timings: dict[str, float] | None = None,
         totals.append(steps_for(datasets[-1].modalities(), stage.hparams.batch_size, stage.epochs))
     if on_plan is not None:
         on_plan(sum(totals))
+    # the training curve so far travels in the checkpoint: a resume logs again what its store lacks
+    # (a write lost before the interruption; the tracker skips the points it has)
+    curve: list[tuple[int, dict[str, float]]] = [(int(k), dict(v)) for k, v in (saved or {}).get("curve", [])]
+    for point_step, metrics in curve:
+        log_fn(metrics, point_step)
+
+    def recorded(metrics: dict[str, float], point_step: int) -> None:
+        curve.append((point_step, dict(metrics)))
+        log_fn(metrics, point_step)
+
     if saved is not None:
         s.model.load_state_dict(saved["model"], strict=False)
         log.info("resuming from %s (stage %d, step %d)", checkpointer.path, saved["stage_index"], saved["stage_step"])
@@ -68,16 +78,19 @@ def train(cfg: Any, s: Any, log_fn, timings: dict[str, float] | None = None,
         cache = frozen_features(cfg, s, stage)
         datasets[index].features = cache
 
-        def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts)):
+        def on_checkpoint(stage_step, total, optimizer, scheduler, index=index, parts=frozenset(trained_parts),
+                          stage=stage):
             if checkpointer is not None and checkpointer.due(stage_step, total):
                 model_state = s.dist.model_state(trainee, parts)  # FSDP: gathered on every rank
                 optimizer_state = s.dist.optimizer_state(trainee, optimizer)
+                spent = dict(timings or {})
+                spent[f"train_{stage.name}_s"] = time.perf_counter() - started
                 checkpointer.save({"run_id": run_id, "stage_index": index, "stage_step": stage_step,
                                    "stage_steps": stage_steps + [stage_step], "model": model_state,
                                    "optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
-                                   "rng": rng_state()})
+                                   "rng": rng_state(), "curve": curve, "timings": checkpointer.totals(spent)})
 
-        def run_stage(log_fn=log_fn, resume=resume, on_checkpoint=on_checkpoint, index=index, stage=stage):
+        def run_stage(log_fn=recorded, resume=resume, on_checkpoint=on_checkpoint, index=index, stage=stage):
             return train_stage(trainee, stage, stage.hparams, datasets[index], stage.epochs,
                                seed=stage.seed, device=s.device, log_fn=log_fn, step_offset=step,
                                log_every=cfg.run.log_every, progress=cfg.run.progress, autocast_dtype=s.autocast,
@@ -89,7 +102,7 @@ def train(cfg: Any, s: Any, log_fn, timings: dict[str, float] | None = None,
             if checkpointer is not None and checkpointer.every > 0:  # makes the run resumable meanwhile
                 checkpointer.save({"run_id": run_id, "stage_index": 0, "stage_step": 0, "stage_steps": [0],
                                    "shared_align": shared.signature})
-            state, source = align_once(shared, s.model, stage, run_stage, log_fn)
+            state, source = align_once(shared, s.model, stage, run_stage, recorded)
             steps, final_loss, samples = state["steps"], state["final_loss"], None
             seconds = time.perf_counter() - started  # of this job: waiting and loading, for a reused align
         else:
@@ -104,8 +117,11 @@ def train(cfg: Any, s: Any, log_fn, timings: dict[str, float] | None = None,
         step += steps
         if timings is not None:
             timings[f"train_{stage.name}_s"] = seconds
-        log.info("stage %s: %d steps, final loss %.3f%s", stage.name, steps, final_loss,
-                 f", {samples / max(seconds, 1e-9):.1f} samples/s" if samples is not None else f" ({source})")
+        if samples == 0:  # resumed at its end: trained before the interruption
+            log.info("stage %s: %d steps, all trained before the interruption", stage.name, steps)
+        else:
+            log.info("stage %s: %d steps, final loss %.3f%s", stage.name, steps, final_loss,
+                     f", {samples / max(seconds, 1e-9):.1f} samples/s" if samples is not None else f" ({source})")
         if cache is not None:
             cache.cache.evict()
             stats = s.feature_cache[stage.name] = cache.cache.stats
