@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from vlm_sweeps.config import to_container
+from vlm_sweeps.data.digest import records_digests
 
 
 def _drop(tree: dict, dotted: str) -> None:
@@ -21,9 +22,14 @@ def _drop(tree: dict, dotted: str) -> None:
 
 
 def identity_dict(cfg: Any) -> dict:
+    """The resolved config minus `identity_exclude`, plus `data_content`: the digest of each records
+    file a real mix trains on (data/digest.py; absent for synthetic data, made from the config)."""
     tree = to_container(cfg)
+    content = records_digests(tree)
     for key in tree.get("identity_exclude", []):
         _drop(tree, key)
+    if content:
+        tree["data_content"] = content
     return tree
 
 
@@ -71,6 +77,8 @@ def align_identity(cfg: Any) -> dict | None:
         return None
     for key in ALIGN_EXCLUDE:
         _drop(tree, key)
+    if "data_content" in tree:  # the align stage reads its own records alone
+        tree["data_content"] = {k: v for k, v in tree["data_content"].items() if k == "align"}
     tree["stage"] = stages[0]
     return tree
 
