@@ -220,6 +220,7 @@ def evaluate_run(invocation: DictConfig) -> Outcome:
 
 def _evaluate_suite(invocation: DictConfig) -> Outcome:
     from vlm_sweeps.eval import evaluation, registry
+    from vlm_sweeps.eval import settings as eval_settings
 
     for name in invocation.benchmarks.suite:  # fail before anything heavy loads
         try:
@@ -237,7 +238,8 @@ def _evaluate_suite(invocation: DictConfig) -> Outcome:
     prefix = BLIND_PREFIX if answerer.blind else ""
     metrics = {prefix + k: v for k, v in result.metrics.items()}
     _log(target, metrics, {prefix + k: v for k, v in result.predictions.items()},
-         {prefix + k for k in result.skipped})
+         {prefix + k for k in result.skipped},
+         eval_settings.tags(cfg, result.predictions, answerer.blind, result.metrics))
     return Outcome(target.run_id, metrics, result.skipped, sum(result.generated.values()),
                    sum(len(rows) for rows in result.predictions.values()))
 
@@ -267,8 +269,10 @@ def _evaluate_lmms(invocation: DictConfig) -> Outcome:
     return Outcome(loaded.target.run_id, metrics, {}, answered, answered)
 
 
-def _log(target: Target, metrics: dict[str, float], predictions: dict[str, list[dict]], skipped: set[str]) -> None:
-    """Into the (finished) run: new metric values, predictions, the updated list of skipped benchmarks."""
+def _log(target: Target, metrics: dict[str, float], predictions: dict[str, list[dict]], skipped: set[str],
+         setting_tags: dict[str, str] | None = None) -> None:
+    """Into the (finished) run: new metric values, predictions, the updated list of skipped benchmarks,
+    and each benchmark's evaluation setting (eval/settings.py: what analysis compares before ranking)."""
     import json
     import time
 
@@ -285,6 +289,8 @@ def _log(target: Target, metrics: dict[str, float], predictions: dict[str, list[
         client.log_batch(target.run_id, metrics=fresh[i:i + 500])
     for name, rows in predictions.items():
         client.log_text(target.run_id, "".join(json.dumps(r) + "\n" for r in rows), f"predictions/{name}.jsonl")
+    for key, value in (setting_tags or {}).items():
+        client.set_tag(target.run_id, key, value)
     before = {n for n in logged.tags.get(TAG_SKIPPED, "").split(",") if n}
     still = sorted((before - set(predictions)) | skipped)
     if still:

@@ -214,6 +214,12 @@ def test_cli_evaluates_a_finished_run_without_retraining_and_logs_into_it(finish
     assert len(history) == 1
     assert client.get_metric_history(job.run_id, "synth_count/accuracy")[0].step == history[0].step
     assert "synth_count/accuracy" in out.stdout
+    # each benchmark's evaluation setting, as a job's evaluation records it (what analysis compares)
+    from vlm_sweeps.eval import settings as eval_settings
+
+    setting = eval_settings.decode(run.data.tags[eval_settings.tag("synth_count", False)])
+    assert setting["n"] == 12 and setting["blind"] is False
+    assert setting["score"] == run.data.metrics["synth_count/accuracy"]
 
 
 @pytest.mark.integration  # starts processes of ours (tests/conftest.py: tiers)
