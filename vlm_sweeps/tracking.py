@@ -7,6 +7,7 @@ parallel jobs never race on a fresh sqlite store's migration.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -172,6 +173,28 @@ def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[st
     return run.info.run_id
 
 
+def close_dead_sweeps(client: Any, experiment: str) -> list[str]:
+    """Parent runs of sweeps whose process on this host is gone (a killed local sweep: no exit hook
+    ran) but which are still RUNNING: FAILED, saying so. Returns their ids. Non-blocking submits
+    (hydra.launcher.wait=false) record no process: their parent stays open for their jobs."""
+    from vlm_sweeps.locks import pid_alive
+
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    host, closed = socket.gethostname(), []
+    for run in client.search_runs([exp.experiment_id], filter_string=(
+            f"tags.`{naming.TAG_KIND}` = '{naming.KIND_SWEEP}' and tags.`{naming.TAG_HOST}` = '{host}' and "
+            "attributes.status = 'RUNNING'")):
+        pid = run.data.tags.get(naming.TAG_PID, "")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            client.set_tag(run.info.run_id, naming.TAG_STATUS, "failed")
+            client.set_tag(run.info.run_id, naming.TAG_ERROR, f"the sweep's process {pid} on {host} was killed")
+            client.set_terminated(run.info.run_id, "FAILED")
+            closed.append(run.info.run_id)
+    return closed
+
+
 class SweepCallback(Callback):
     """Hydra callback: before a multirun's jobs start, create the store, experiment and parent run;
     at its end (when the launcher waited for the jobs), log the sweep's comparison table on the
@@ -189,10 +212,35 @@ class SweepCallback(Callback):
         overrides = list(config.hydra.overrides.task)
         study = config.get("study") or {}
         tags = {naming.TAG_STUDY: str(study.get("name"))} if study.get("name") else {}
+        waits = config.hydra.launcher.get("wait", True) is not False
+        if waits:  # this process ends the sweep: its parent run says which process holds it
+            tags.update({naming.TAG_HOST: socket.gethostname(), naming.TAG_PID: str(os.getpid())})
         run_id = start_sweep_run(uri, config.tracking.experiment, sweep_id, overrides, tags)
         log.info("sweep %s: tracking in %s (parent run %s)", sweep_id, redact_uri(uri), run_id)
+        if waits:
+            self._unended = (uri, run_id)
+            atexit.register(self._close_unended)
+        with contextlib.suppress(Exception):  # a convenience: the sweep goes on without it
+            close_dead_sweeps(mlflow_client(uri), config.tracking.experiment)
+
+    def _close_unended(self) -> None:
+        """At exit, a sweep whose end Hydra never reached (a typo in an override, Ctrl-C, an error of
+        a job under the basic launcher): its parent run FAILED, saying so, not RUNNING forever."""
+        unended, self._unended = getattr(self, "_unended", None), None
+        if unended is None:
+            return
+        uri, run_id = unended
+        with contextlib.suppress(Exception):
+            client = mlflow_client(uri)
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, naming.TAG_STATUS, "failed")
+                client.set_tag(run_id, naming.TAG_ERROR, "the sweep command ended before the sweep did (an error "
+                                                         "before or while launching its jobs, or an interruption); "
+                                                         "each job's run says how far it got")
+                client.set_terminated(run_id, "FAILED")
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._unended = None
         if self.tracks_nothing(config):
             return
         if config.hydra.launcher.get("wait", True) is False:
