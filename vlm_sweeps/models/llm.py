@@ -131,10 +131,10 @@ def build_llm(spec: LLMSpec, tokenizer, shrink, max_seq_len: int, pretrained: bo
         raise ValueError("; ".join(problems))
     if pretrained:
         model = _load_pretrained(spec, models_dir, dtype)
-    else:
-        model = AutoModelForCausalLM.from_config(tiny_config(spec, shrink, vocab_rows(len(tokenizer)), max_seq_len))
-    if model.get_input_embeddings().num_embeddings < len(tokenizer) + RESERVED_ROWS or pretrained:
         model.resize_token_embeddings(len(tokenizer) + RESERVED_ROWS, pad_to_multiple_of=PAD_MULTIPLE)
+    else:
+        model = AutoModelForCausalLM.from_config(tiny_config(spec, shrink, _padded(len(tokenizer)), max_seq_len))
+        _reserve_rows(model, vocab_rows(len(tokenizer)))
     model.config.pad_token_id = tokenizer.pad_token_id
     if getattr(model, "generation_config", None) is not None:  # a checkpoint's max_length would clash with the
         model.generation_config.max_length = None  # harness's max_new_tokens on every call (eval/harness.py)
@@ -207,7 +207,23 @@ def checkpoint_while_frozen(model: nn.Module) -> None:
             module.training = True
 
 
+def _reserve_rows(model: nn.Module, rows: int) -> None:
+    """Grow a randomly initialised LLM to `rows`, the new rows drawn as the others are (normal,
+    `initializer_range`) but aside from the global random stream: every other weight, and what is
+    drawn after it (the projector), is what a build sized for the tokenizer alone draws, so a tiny
+    model that already had a spare row keeps its weights."""
+    import torch
+
+    if model.get_input_embeddings().num_embeddings < rows:
+        with torch.random.fork_rng(devices=[]):
+            model.resize_token_embeddings(rows, mean_resizing=False)
+
+
+def _padded(n: int) -> int:
+    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
 def vocab_rows(tokenizer_size: int) -> int:
     """Embedding rows of an LLM built for a tokenizer of this size: its tokens and the reserved
     row(s), padded to a multiple of 64."""
-    return -(-(tokenizer_size + RESERVED_ROWS) // PAD_MULTIPLE) * PAD_MULTIPLE
+    return _padded(tokenizer_size + RESERVED_ROWS)
