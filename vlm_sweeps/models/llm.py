@@ -210,8 +210,8 @@ def checkpoint_while_frozen(model: nn.Module) -> None:
 def _reserve_rows(model: nn.Module, rows: int) -> None:
     """Grow a randomly initialised LLM to `rows`, the new rows drawn as the others are (normal,
     `initializer_range`) but aside from the global random stream: every other weight, and what is
-    drawn after it (the projector), is what a build sized for the tokenizer alone draws, so a tiny
-    model that already had a spare row keeps its weights."""
+    drawn after it (the projector), is what a build sized for the tokenizer alone draws (the default
+    tiny model, 512 tokens, keeps the weights it had before it reserved a row)."""
     import torch
 
     if model.get_input_embeddings().num_embeddings < rows:
