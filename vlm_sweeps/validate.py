@@ -34,6 +34,7 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
 
     need("seeds" not in cfg, "+seeds=N: replicates are a sweep: run with -m (e.g. `python -m vlm_sweeps.run -m "
          "+seeds=3`), which runs seed, seed+1, ..., seed+N-1")
+    found.extend(_unknown_keys(cfg))
     need(_positive(cfg.epochs), f"epochs={cfg.epochs}: must be a positive finite number of finetune passes "
          "(e.g. epochs=1, 1.5, 2)")
     need(len(cfg.encoder.backbones) >= 1, f"encoder={cfg.encoder.name}: lists no backbone")
@@ -91,6 +92,33 @@ def problems(cfg: Any, world_size: int = 1) -> list[str]:
                                {stage: cfg.scale[stage].batch_size for stage in names if stage in ("align", "finetune")})
     if cfg.scale.pretrained and not cfg.run.dry_run:
         found += _missing_weights(cfg)
+    return found
+
+
+def _unknown_keys(cfg: Any) -> list[str]:
+    """Keys a `+key=value` override added where the schema has no such setting (the root, run,
+    tracking, eval, paths, study): nothing reads them, so a misspelled `+run.nmae=x` would be ignored
+    in silence. (The design axes' groups stay open: an option file may carry keys of its own.)"""
+    import difflib
+    from dataclasses import fields
+
+    from vlm_sweeps.config import EvalConf, PathsConf, RunConf, StudyConf, TrackingConf, root_schema
+
+    found = []
+    nodes = {"": root_schema(), "run": RunConf, "tracking": TrackingConf, "eval": EvalConf, "paths": PathsConf,
+             "study": StudyConf}
+    for node, schema in nodes.items():
+        tree = cfg if not node else cfg.get(node)
+        if not hasattr(tree, "keys"):
+            continue
+        known = {f.name for f in fields(schema)} | ({"seeds", "hydra"} if not node else set())
+        for key in tree.keys():
+            if key not in known:
+                name = f"{node}.{key}" if node else str(key)
+                close = difflib.get_close_matches(str(key), sorted(known), n=1)
+                hint = f"did you mean {node + '.' if node else ''}{close[0]}? " if close else ""
+                found.append(f"+{name}: no such setting, so nothing would read it; {hint}the settings of "
+                             f"{node or 'the root'} are {', '.join(sorted(known - {'hydra'}))}")
     return found
 
 

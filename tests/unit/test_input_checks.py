@@ -220,3 +220,33 @@ def test_an_empty_epoch_raises_instead_of_looping(modalities, batch_size):
 def test_steps_for_refuses_epochs_that_never_end_or_never_start(epochs):
     with pytest.raises(ValueError, match="must be a positive finite number of passes"):
         steps_for([True] * 4, 2, epochs)
+
+
+def test_a_key_no_setting_has_is_refused_not_ignored():
+    found = problems(compose(["+run.name=baseline", "+tracking.experimnt=x", "+seeds=3"]))
+    assert any(p.startswith("+run.name: no such setting") and "checkpoint_every" in p for p in found), found
+    assert any(p.startswith("+tracking.experimnt: no such setting") and "did you mean tracking.experiment?" in p
+               for p in found), found
+
+
+def test_a_synthetic_world_too_large_for_the_disk_is_refused_and_a_long_one_announced(tmp_path, monkeypatch, caplog):
+    import shutil
+    from collections import namedtuple
+
+    from vlm_sweeps.data.checks import check_world
+
+    huge = compose(["data.synthetic.n_finetune=10000000"], root=tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100e9, 80e9, 20e9))
+    # 1200 + 10,000,000 + 9 benchmarks x 300 records, 4.6 KB and 1/450 s each
+    with pytest.raises(DataError, match=r"n_eval=300: 10,003,900 records\) needs ~46\.0 GB and ~371 min to build, "
+                                        r"but .* has 20\.0 GB free; nothing was trained"):
+        check_world(huge)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100e9, 0, 100e9))
+    with caplog.at_level("WARNING"):
+        check_world(huge)
+    assert "needs ~46." in caplog.text and "once, before training" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        check_world(compose([], root=tmp_path))  # the default world: ~1 min, said nowhere
+    assert caplog.text == ""

@@ -15,6 +15,39 @@ def llava_files(cfg: Any) -> dict[str, Path]:
     return {"align": data_root / str(cfg.data.align_file), "finetune": data_root / str(cfg.data.finetune_file)}
 
 
+# What building a synthetic world costs, measured (data.synthetic.n_finetune=2000): ~1.3 KB of files per
+# record, each image a file of its own (a 4 KB block on most file systems), ~450 records/s on one core.
+WORLD_DISK_BYTES_PER_RECORD = 4_600
+WORLD_RECORDS_PER_S = 450
+WORLD_SAY_ABOVE_S = 300  # a world that takes longer to build is announced with its estimate
+
+
+def check_world(cfg: Any) -> None:
+    """A synthetic world not built yet: its size and build time estimated before a run opens; one that
+    would not fit the free space under paths.cache_dir is refused (DataError, saying the fix), a
+    long one announced (a typo such as data.synthetic.n_finetune=10000000 would write ~46 GB for ~6 h)."""
+    import shutil
+
+    from vlm_sweeps.data.llava import DataError
+    from vlm_sweeps.data.synthetic import BENCHMARK_TASK, world_key
+
+    syn = cfg.data.synthetic
+    folder = Path(cfg.paths.cache_dir).resolve() / "synthetic" / world_key(syn)
+    if (folder / "corpus.txt").exists():
+        return
+    records = int(syn.n_align) + int(syn.n_finetune) + int(syn.n_eval) * len(BENCHMARK_TASK)
+    size, seconds = records * WORLD_DISK_BYTES_PER_RECORD, records / WORLD_RECORDS_PER_S
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    said = (f"the synthetic world of data.synthetic (n_align={syn.n_align}, n_finetune={syn.n_finetune}, "
+            f"n_eval={syn.n_eval}: {records:,} records) needs ~{size / 1e9:.1f} GB and ~{seconds / 60:.0f} min to build")
+    if size > free:
+        raise DataError(f"{said}, but {existing} has {free / 1e9:.1f} GB free; nothing was trained: lower "
+                        "data.synthetic.n_finetune / n_align / n_eval, or point paths.cache_dir at a larger disk")
+    if seconds > WORLD_SAY_ABOVE_S:
+        log.warning("%s (in %s), once, before training", said, folder.parent)
+
+
 def check_data(cfg: Any, stages: list[str] | None = None) -> dict[str, list]:
     """Real mixes: read the records of every stage of the plan (or of `stages`) and check that each
     image file exists (unless `run.check_images=false`), so unreadable files, image paths escaping
@@ -22,6 +55,8 @@ def check_data(cfg: Any, stages: list[str] | None = None) -> dict[str, list]:
     when read (data/instruct.py). Returns {stage: records} ({} for synthetic data, made by us)."""
     from vlm_sweeps.data.llava import check_images_exist, load_llava
 
+    if cfg.data.source == "synthetic":
+        check_world(cfg)
     if cfg.data.source != "llava":
         return {}
     files, records = llava_files(cfg), {}
