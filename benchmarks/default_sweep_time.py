@@ -9,6 +9,7 @@ work stretches the wall time (one job of a sweep took 36 s or 238 s to train) fa
 changes the CPU time a sweep needs.
 
 Usage: python benchmarks/default_sweep_time.py --src /tmp/before --src . [--repeats 2] [--extra ...]
+    [--sweep AXIS=OPTIONS ...]   (another grid than the README's; a smoke run: --sweep encoder=clip)
 (6-10 minutes a sweep on a 2-core CPU). The last lines give each tree's median.
 """
 
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SWEEP = ["-m", "encoder=clip,siglip,dinosiglip", "resize=naive,letterbox"]
+SWEEP = ["encoder=clip,siglip,dinosiglip", "resize=naive,letterbox"]
 
 
 def load() -> str:
@@ -36,10 +37,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def sweep(src: Path, cwd: Path, extra: list[str]) -> tuple[float, float]:
+def sweep(src: Path, cwd: Path, grid: list[str], extra: list[str]) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = str(src) + os.pathsep + env.get("PYTHONPATH", "")
-    args = [sys.executable, "-m", "vlm_sweeps.run", *SWEEP, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
+    args = [sys.executable, "-m", "vlm_sweeps.run", "-m", *grid, f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}",
             f"paths.root={cwd / '.vlm_sweeps'}", "run.progress=false", *extra]
     start, cpu = time.perf_counter(), cpu_seconds()
     out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--src", action="append", required=True, help="source tree (repeatable)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--extra", nargs="*", default=[], help="overrides added to every sweep")
+    ap.add_argument("--sweep", nargs="+", default=SWEEP, help="the sweep's axes (default: the README's)")
     args = ap.parse_args()
     walls: dict[str, list[float]] = {s: [] for s in args.src}
     cpus: dict[str, list[float]] = {s: [] for s in args.src}
@@ -61,7 +63,7 @@ def main() -> None:
         for src in args.src:
             with tempfile.TemporaryDirectory(prefix="default-sweep-") as tmp:
                 before = load()
-                wall, cpu = sweep(Path(src).resolve(), Path(tmp), args.extra)
+                wall, cpu = sweep(Path(src).resolve(), Path(tmp), args.sweep, args.extra)
                 walls[src].append(wall)
                 cpus[src].append(cpu)
                 print(f"repeat {r}: {src}: {wall:.0f} s wall, {cpu:.0f} CPU s (load average before: "

@@ -3,11 +3,13 @@ and that overhead's share of the whole job. Runs `python -m vlm_sweeps.run` twic
 cold (the synthetic world and tokenizer are generated) and warm (they are cached; another seed, so
 the job is not skipped). The breakdown comes from the job's own log lines and `time/*` metrics.
 
-Usage: python benchmarks/job_overhead.py   (about 2.5 minutes on a 2-core CPU)
+Usage: python benchmarks/job_overhead.py [--extra OVERRIDE ...]   (about 2.5 minutes on a 2-core CPU;
+    --extra adds Hydra overrides to both jobs, e.g. smaller synthetic data for a smoke run)
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -29,10 +31,10 @@ def _stamps(log_file: Path) -> list[tuple[float, str, str]]:
     return rows
 
 
-def one_job(cwd: Path, seed: int) -> dict[str, float]:
+def one_job(cwd: Path, seed: int, extra: list[str]) -> dict[str, float]:
     start = time.time()
-    out = subprocess.run([sys.executable, "-m", "vlm_sweeps.run", f"seed={seed}", "run.progress=false"], cwd=cwd,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "vlm_sweeps.run", f"seed={seed}", "run.progress=false", *extra],
+                         cwd=cwd, capture_output=True, text=True)
     end = time.time()
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
@@ -47,9 +49,12 @@ def one_job(cwd: Path, seed: int) -> dict[str, float]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides added to both jobs")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
-        results = {"cold": one_job(cwd, 7), "warm": one_job(cwd, 8)}
+        results = {"cold": one_job(cwd, 7, args.extra), "warm": one_job(cwd, 8, args.extra)}
     for name, r in results.items():
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in r.items() if k not in ("to_first_step", "job"))
         print(f"{name}: start -> first training step {r['to_first_step']:.1f} s of {r['job']:.1f} s "

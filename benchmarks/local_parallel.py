@@ -12,14 +12,16 @@ vlm_sweeps jobs of others on the machine do not change their thread counts; othe
 the timings, so the load average is printed before and after each sweep (`--max-load` waits for the
 machine to be quieter first). Both sweeps must log the same 6 runs; their scores are compared.
 
-Usage: python benchmarks/local_parallel.py [--extra OVERRIDE ...] [--max-load 1.0]
+Usage: python benchmarks/local_parallel.py [--extra OVERRIDE ...] [--max-load 1.0] [--sweep AXIS=OPTIONS ...]
     about 10-13 minutes on a 2-core CPU at the default settings;
-    `--extra data.synthetic.n_finetune=4000` for a shorter run (same sweep, smaller data)
+    `--extra data.synthetic.n_finetune=4000` for a shorter run (same sweep, smaller data);
+    `--sweep encoder=clip resize=naive,letterbox` another grid than the README's (a smoke run)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -65,13 +67,13 @@ def wait_for_load(max_load: float | None, patience_s: float) -> None:
         time.sleep(30)
 
 
-def sweep(work: Path, name: str, template: Path, args: list[str]) -> tuple[float, str]:
+def sweep(work: Path, name: str, template: Path, grid: list[str], args: list[str]) -> tuple[float, str]:
     """(wall seconds, tracking URI) of one sweep from a fresh folder with a copy of the template cache."""
     root = work / name
     shutil.copytree(template, root / "cache")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "vlm_sweeps.run", "-m", *SWEEP, *args, f"paths.root={root}",
+    out = subprocess.run([sys.executable, "-m", "vlm_sweeps.run", "-m", *grid, *args, f"paths.root={root}",
                           f"tracking.uri={uri}"], cwd=work, env=env(work), capture_output=True, text=True)
     wall = time.perf_counter() - start
     if out.returncode != 0:
@@ -79,14 +81,14 @@ def sweep(work: Path, name: str, template: Path, args: list[str]) -> tuple[float
     return wall, uri
 
 
-def scores(uri: str) -> dict[tuple[str, str], dict[str, float]]:
-    """{(encoder, resize): benchmark metrics and `time/job_s`} of the FINISHED job runs."""
+def scores(uri: str, axes: list[str]) -> dict[tuple[str, ...], dict[str, float]]:
+    """{(the run's options of `axes`): benchmark metrics and `time/job_s`} of the FINISHED job runs."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("vlm_sweeps")
     runs = client.search_runs([exp.experiment_id], "tags.`vlm_sweeps.kind` = 'job' and attributes.status = 'FINISHED'")
-    return {(r.data.params["encoder"], r.data.params["resize"]):
+    return {tuple(r.data.params[axis] for axis in axes):
             {k: v for k, v in r.data.metrics.items() if ("/" in k and not k.startswith(("train/", "time/")))
              or k == JOB_S}
             for r in runs}
@@ -98,7 +100,10 @@ def main() -> None:
     ap.add_argument("--max-load", type=float, default=None,
                     help="before each sweep, wait until the 1-minute load average is below this")
     ap.add_argument("--patience-s", type=float, default=1800, help="how long --max-load waits at most")
+    ap.add_argument("--sweep", nargs="+", default=SWEEP, help="the sweep's axes, AXIS=A,B,... (default: the README's)")
     args = ap.parse_args()
+    axes = [axis.split("=", 1)[0] for axis in args.sweep]
+    n_runs = math.prod(len(axis.split("=", 1)[1].split(",")) for axis in args.sweep)
     common = ["run.progress=false", *args.extra]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -107,15 +112,15 @@ def main() -> None:
         for name, launcher in (("sequential", []), ("parallel", PARALLEL)):
             wait_for_load(args.max_load, args.patience_s)
             before = os.getloadavg()
-            walls[name], uri = sweep(work, name, template, [*common, *launcher])
+            walls[name], uri = sweep(work, name, template, args.sweep, [*common, *launcher])
             after = os.getloadavg()
-            found[name] = scores(uri)
+            found[name] = scores(uri, axes)
             job_s = [m.get(JOB_S, float("nan")) for m in found[name].values()]
             print(f"{name:>10}: {walls[name]:7.1f} s for {len(found[name])} runs, "
                   f"{sum(job_s) / max(1, len(job_s)):.1f} s per job on average "
                   f"(load average before {before[0]:.2f}, after {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f})",
                   flush=True)
-    assert len(found["sequential"]) == len(found["parallel"]) == 6, {k: len(v) for k, v in found.items()}
+    assert len(found["sequential"]) == len(found["parallel"]) == n_runs, {k: len(v) for k, v in found.items()}
     diffs = [abs(found["sequential"][key].get(m, float("nan")) - value)
              for key, metrics in found["parallel"].items() for m, value in metrics.items() if m != JOB_S]
     print(f"scores of the parallel sweep vs the sequential one: max |difference| {max(diffs):.4g} "

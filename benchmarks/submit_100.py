@@ -1,14 +1,15 @@
 """How long does submitting a 100-job sweep to SLURM take? (It must not wait for the jobs.)
 
-    python benchmarks/submit_100.py [--seeds]
+    python benchmarks/submit_100.py [--seeds [--count 100]]
 
 Submits `python -m vlm_sweeps.run -m <100 combinations> hydra/launcher=slurm` from a fresh
 directory (fresh MLflow store) to the local test cluster, held (`sbatch --hold`) so nothing runs,
 checks that 100 array tasks are queued, cancels them. The default grid crosses design axes
 (5 encoders x 2 resizes x 2 optimizations x 5 LLMs: 100 distinct compositions); `--seeds` sweeps
-100 seeds of one configuration instead. Uses the cluster that $SLURM_CONF names, else starts one
-with launchers/local_slurm.sh (and stops it after). The last line prints the headline figure:
-the wall time of the whole command, from the shell's point of view.
+100 seeds of one configuration instead (`--count N`: N seeds, a smoke run with a few). Uses the
+cluster that $SLURM_CONF names, else starts one with launchers/local_slurm.sh (and stops it after).
+The last line prints the headline figure: the wall time of the whole command, from the shell's
+point of view.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GRID = ["encoder=clip,siglip,dinov2,in1k,dinosiglip", "resize=naive,letterbox",
         "optimization=single_stage,two_stage", "llm=llama2,vicuna_v15,mistral,phi2,llama2_13b"]
-SEEDS = ["seed=range(100)"]
+COUNT = 100
 
 
 def cluster_env(scratch: Path) -> tuple[dict[str, str], Path | None]:
@@ -45,14 +46,17 @@ def cluster_env(scratch: Path) -> tuple[dict[str, str], Path | None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", action="store_true", help="100 seeds of one config instead of the axis grid")
+    parser.add_argument("--count", type=int, default=COUNT, help="with --seeds: how many seeds (default 100)")
     args = parser.parse_args()
+    if args.count != COUNT and not args.seeds:
+        parser.error("--count needs --seeds (the axis grid is 100 jobs)")
     with tempfile.TemporaryDirectory(prefix="submit_100_") as tmp:
         scratch = Path(tmp)
         env, started = cluster_env(scratch)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         cwd = scratch / "cwd"
         cwd.mkdir()
-        command = [sys.executable, "-m", "vlm_sweeps.run", "-m", *(SEEDS if args.seeds else GRID),
+        command = [sys.executable, "-m", "vlm_sweeps.run", "-m", *([f"seed=range({args.count})"] if args.seeds else GRID),
                    "hydra/launcher=slurm", "+hydra.launcher.sbatch_flags.hold=true"]
         try:
             t0 = time.perf_counter()
@@ -68,13 +72,13 @@ def main() -> int:
             subprocess.run(["scancel", array], env=env, check=True)
             print(line)
             print(f"squeue: {len(queued)} array tasks of job {array} queued (held; cancelled now)")
-            assert len(queued) == 100, queued
+            assert len(queued) == args.count, queued
         finally:
             if started is not None:
                 subprocess.run(["bash", str(REPO / "launchers" / "local_slurm.sh"), "down", str(started)],
                                capture_output=True, stdin=subprocess.DEVNULL)
-    print(f"submit_100: {wall:.1f} s from the shell for 100 jobs queued "
-          f"({'100 seeds' if args.seeds else '5x2x2x5 axis grid'}, fresh MLflow store, 2-core machine)")
+    print(f"submit_100: {wall:.1f} s from the shell for {args.count} jobs queued "
+          f"({f'{args.count} seeds' if args.seeds else '5x2x2x5 axis grid'}, fresh MLflow store, 2-core machine)")
     return 0
 
 

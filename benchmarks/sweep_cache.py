@@ -8,13 +8,15 @@ sweeps start with no frozen features and no tokenized records (data/token_cache.
 so that they differ in the feature cache alone. The cached sweep's first run computes every
 image's features and the other five read them.
 
-Usage: python benchmarks/sweep_cache.py [--extra OVERRIDE ...]   (about 20 minutes on a 2-core CPU)
+Usage: python benchmarks/sweep_cache.py [--extra OVERRIDE ...] [--sweep AXIS=OPTIONS ...]
+    (about 20 minutes on a 2-core CPU; `--sweep llm=llama2 epochs=1,2` another grid, for a smoke run)
 The last line is the headline: the uncached / cached wall-time ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import tempfile
@@ -32,19 +34,22 @@ def run(cwd: Path, args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def metrics(uri: str) -> dict[tuple[str, str], dict[str, float]]:
+def metrics(uri: str, axes: list[str]) -> dict[tuple[str, ...], dict[str, float]]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("vlm_sweeps")
     runs = client.search_runs([exp.experiment_id], "tags.`vlm_sweeps.kind` = 'job'")
-    return {(r.data.params["llm"], r.data.params["epochs"]): r.data.metrics for r in runs}
+    return {tuple(r.data.params[axis] for axis in axes): r.data.metrics for r in runs}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--extra", nargs="*", default=[], help="overrides added to both sweeps")
+    ap.add_argument("--sweep", nargs="+", default=SWEEP, help="the sweep's axes, AXIS=A,B,... (default: 6 runs)")
     args = ap.parse_args()
+    axes = [axis.split("=", 1)[0] for axis in args.sweep]
+    n_runs = math.prod(len(axis.split("=", 1)[1].split(",")) for axis in args.sweep)
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         common = ["run.progress=false", *args.extra]
@@ -56,10 +61,10 @@ def main() -> None:
             run(cwd, [*own, "epochs=0.01", "benchmarks.max_examples=1", "run.feature_cache=false",
                       f"tracking.uri=sqlite:///{cwd / name}-warmup.db"])
             uri = f"sqlite:///{cwd / name}.db"
-            walls[name] = run(cwd, ["-m", *SWEEP, *own, switch, f"tracking.uri={uri}"])
-            found[name] = metrics(uri)
+            walls[name] = run(cwd, ["-m", *args.sweep, *own, switch, f"tracking.uri={uri}"])
+            found[name] = metrics(uri, axes)
             print(f"{name:>8}: {walls[name]:7.1f} s for {len(found[name])} runs", flush=True)
-    assert len(found["cached"]) == len(found["uncached"]) == 6, {k: len(v) for k, v in found.items()}
+    assert len(found["cached"]) == len(found["uncached"]) == n_runs, {k: len(v) for k, v in found.items()}
     def results(m: dict[str, float]) -> dict[str, float]:  # not the timings: those are what differs
         return {k: v for k, v in m.items() if not k.startswith("time/") and k != "train/samples_per_s"}
 
@@ -69,11 +74,12 @@ def main() -> None:
     compared = len(results(next(iter(found["cached"].values()))))
     for key in sorted(found["cached"]):
         m = found["cached"][key]
-        print(f"  llm={key[0]:<11} epochs={key[1]}: synth_vqa/accuracy {m.get('synth_vqa/accuracy', float('nan')):.3f}"
+        label = " ".join([*(f"{axis}={value:<11}" for axis, value in zip(axes[:-1], key[:-1])), f"{axes[-1]}={key[-1]}"])
+        print(f"  {label}: synth_vqa/accuracy {m.get('synth_vqa/accuracy', float('nan')):.3f}"
               f"  train {m.get('time/train_finetune_s', float('nan')):5.1f} s (cached)"
               f" vs {found['uncached'][key].get('time/train_finetune_s', float('nan')):5.1f} s (uncached)")
     print(f"metrics equal with and without the cache ({compared} per run: benchmarks, train/loss, train/lr):",
-          "yes, all 6 runs" if not unequal else f"NO: {unequal}")
+          f"yes, all {n_runs} runs" if not unequal else f"NO: {unequal}")
     print(f"sweep_cache: uncached {walls['uncached']:.1f} s / cached {walls['cached']:.1f} s = "
           f"ratio {walls['uncached'] / walls['cached']:.2f}")
 
