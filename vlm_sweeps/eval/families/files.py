@@ -9,6 +9,7 @@ download, so a harness can report it and go on with the other benchmarks.
 from __future__ import annotations
 
 import builtins
+import io
 import json
 import pickle
 import random
@@ -66,16 +67,107 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refusing a persistent id: only plain containers and numbers are read")
 
 
+# How each opcode's argument is laid out, for `_check_pickle`: a count >= 0 of fixed bytes, or one of these.
+_UNKNOWN, _STOP, _LINE, _TWO_LINES, _PUT, _LONG_BINPUT, _FRAME = -1, -2, -3, -4, -5, -6, -7
+_COUNT1, _COUNT4, _COUNT8, _COUNT4_SIGNED = -9, -12, -16, -20  # a little-endian count, then that many bytes
+
+
+def _opcode_layout() -> list[int]:
+    import pickletools
+
+    special = {"STOP": _STOP, "PUT": _PUT, "LONG_BINPUT": _LONG_BINPUT, "FRAME": _FRAME, "GLOBAL": _TWO_LINES,
+               "INST": _TWO_LINES}
+    counted = {pickletools.TAKEN_FROM_ARGUMENT1: _COUNT1, pickletools.TAKEN_FROM_ARGUMENT4: _COUNT4_SIGNED,
+               pickletools.TAKEN_FROM_ARGUMENT4U: _COUNT4, pickletools.TAKEN_FROM_ARGUMENT8U: _COUNT8,
+               pickletools.UP_TO_NEWLINE: _LINE}
+    table = [_UNKNOWN] * 256
+    for op in pickletools.opcodes:
+        n = op.arg.n if op.arg is not None else 0
+        table[ord(op.code)] = special.get(op.name, n if n >= 0 else counted[n])
+    return table
+
+
+_LAYOUT = _opcode_layout()
+
+
+def _check_pickle(data: bytes) -> None:
+    """Raise UnpicklingError unless every opcode of `data` up to its STOP is a pickle opcode and every
+    length and memo index it claims fits in `data`. The C unpickler allocates a BINBYTES's claimed
+    length before reading it (2**60 bytes: MemoryError; 2**33: 8 GB) and sizes its memo by the largest
+    index (LONG_BINPUT 2**28: 4 GB of zeroed memory), whatever the file holds; once this passes, what
+    it allocates is bounded by a small multiple of the file's size. One pass over the opcodes, nothing
+    built: about as long as the unpickling itself (a 21 MB, 4.8M-opcode REFER-like pickle: ~1 s)."""
+    table, pos, end, at = _LAYOUT, 0, len(data), 0
+    try:
+        while True:
+            at, kind = pos, table[data[pos]]  # IndexError past the end
+            pos += 1
+            if kind >= 0:  # most opcodes: none or a fixed-size argument
+                pos += kind
+            elif kind == _COUNT1:  # SHORT_BINSTRING, SHORT_BINUNICODE, ...: at most 255 bytes
+                pos += data[pos] + 1
+            elif kind == _STOP:
+                return
+            elif kind == _UNKNOWN:
+                raise pickle.UnpicklingError(f"byte {at}: {data[at:at + 1]!r} is not a pickle opcode")
+            elif kind < _COUNT1:  # a string, bytes or long of a claimed length
+                width = 4 if kind == _COUNT4_SIGNED else -kind - 8
+                count = int.from_bytes(data[pos:pos + width], "little", signed=kind == _COUNT4_SIGNED)
+                pos += width
+                if not 0 <= count <= end - pos:
+                    raise pickle.UnpicklingError(f"byte {at}: opcode {data[at:at + 1]!r} claims {count} bytes, "
+                                                 f"but {max(end - pos, 0)} follow: the pickle is truncated or corrupt")
+                pos += count
+            elif kind in (_LINE, _TWO_LINES, _PUT):
+                newline = data.index(b"\n", pos)  # ValueError: no end of line
+                if kind == _TWO_LINES:
+                    newline = data.index(b"\n", newline + 1)
+                elif kind == _PUT:
+                    _check_memo_index(data[pos:newline], at)
+                pos = newline + 1
+            elif kind == _LONG_BINPUT:
+                _check_memo_index(int.from_bytes(data[pos:pos + 4], "little"), at)
+                pos += 4
+            elif kind == _FRAME:
+                length = int.from_bytes(data[pos:pos + 8], "little")
+                pos += 8
+                if length > end - pos:
+                    raise pickle.UnpicklingError(f"byte {at}: a frame of {length} bytes, but {max(end - pos, 0)} "
+                                                 "follow: the pickle is truncated or corrupt")
+    except (IndexError, ValueError):
+        raise pickle.UnpicklingError(f"the pickle ends (at byte {end}) before its STOP opcode, inside the opcode at "
+                                     f"byte {at}: it is truncated") from None
+
+
+def _check_memo_index(index: int | bytes, at: int) -> None:
+    """A pickler numbers what it memoizes 0, 1, 2, ..., one opcode each: an index past the bytes before
+    it is not one a pickler wrote (and would size the unpickler's memo)."""
+    try:
+        number = int(index)
+    except ValueError:
+        raise pickle.UnpicklingError(f"byte {at}: memo index {index!r} is not a number") from None
+    if not 0 <= number <= at:
+        raise pickle.UnpicklingError(f"byte {at}: memo index {number} is past the {at} bytes before it")
+
+
 def read_plain_pickle(benchmark: str, path: Path, hint: str) -> Any:
     """A pickle of plain data, such as REFER's `refs(unc).p` as released (a Python 2 pickle of a list
-    of dicts), read through `_PlainDataUnpickler`; a pickle that names any class fails with a
-    ValueError that says so. Python 2 byte strings are decoded as UTF-8 (ASCII, which REFER's
-    strings are, reads the same as with the reference's default)."""
-    with require(benchmark, path, hint).open("rb") as f:
-        try:
-            return _PlainDataUnpickler(f, encoding="utf-8").load()
-        except (pickle.UnpicklingError, EOFError, UnicodeDecodeError) as err:
-            raise ValueError(f"benchmark {benchmark!r}: {path} is not a plain-data pickle ({err})") from err
+    of dicts), read through `_PlainDataUnpickler`; a pickle that names any class, or that is not a
+    well-formed pickle (truncated, an unknown opcode, a length or memo index past its end, an opcode
+    applied to the wrong kind of object), fails with a ValueError that says so: a malformed file
+    never raises another error nor makes the unpickler allocate more than a few times its size.
+    Python 2 byte strings are decoded as UTF-8 (ASCII, which REFER's strings are, reads the same as
+    with the reference's default)."""
+    data = require(benchmark, path, hint).read_bytes()
+    try:
+        _check_pickle(data)
+        return _PlainDataUnpickler(io.BufferedReader(io.BytesIO(data)), encoding="utf-8").load()
+    except MemoryError:
+        raise  # not the file's doing: _check_pickle bounds what it can make the unpickler allocate
+    except Exception as err:  # noqa: BLE001 - any error building from untrusted bytes is a malformed file
+        # (a REDUCE of a non-callable: TypeError; APPEND to a dict: AttributeError; INT "xyz": ValueError)
+        why = str(err) if isinstance(err, (pickle.UnpicklingError, EOFError)) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"benchmark {benchmark!r}: {path} is not a plain-data pickle ({why})") from err
 
 
 def require_images(benchmark: str, paths: Sequence[str], hint: str) -> None:
