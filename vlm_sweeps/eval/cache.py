@@ -9,8 +9,9 @@ checkpoint of the same job is another model); a job after training (`job_cache`)
 generation budget and `harness.HARNESS_VERSION`; the file's first line spells them out.
 
 Inside a file, one line per example, found again by a fingerprint of what the model is shown
-(id, question, choices, answer mode, image file name and size), so a slim subset reuses the
-predictions of a larger one and a changed benchmark file misses instead of returning stale answers.
+(id, question, choices, answer mode, a digest of the image file's bytes), so a slim subset reuses the
+predictions of a larger one and a changed benchmark file, or an image replaced by another of the
+same name and size, misses instead of returning stale answers.
 Batch size is not part of the key: batched answers equal batch-size-1 answers (tests/unit/test_harness.py).
 Files are replaced atomically (temp file + rename): a reader never sees half a file.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,6 +30,7 @@ import torch
 
 from vlm_sweeps.atomic import atomic_write_text
 from vlm_sweeps.eval.examples import EvalExample
+from vlm_sweeps.features import image_key
 
 log = logging.getLogger(__name__)
 FOLDER = "predictions"
@@ -77,12 +80,36 @@ class CacheKey:
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# (path, device, inode, size, mtime, ctime) -> digest of the file's bytes: an evaluation reads each image
+# once per process for its fingerprint, not once per lookup. ctime changes whenever the file is written or
+# replaced (a copy that keeps the mtime too), and cannot be set back.
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_MAX = 1 << 18  # about 100 MB of entries at most (a benchmark has up to ~40K images); past it, start again
+
+
+def image_digest(path: Path | str) -> str | None:
+    """`features.image_key` of the file at `path` (blake2b of its bytes), memoized on its stat; None
+    if there is no such file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    stamp = (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    digest = _DIGESTS.get(stamp)
+    if digest is None:
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            _DIGESTS.clear()
+        digest = _DIGESTS[stamp] = image_key(path)
+    return digest
+
+
 def fingerprint(ex: EvalExample) -> str:
-    """What the model is shown for `ex`: the same fingerprint means the same prediction."""
+    """What the model is shown for `ex`: the same fingerprint means the same prediction. The image
+    counts by its bytes (an image replaced by another of the same name and size is another example);
+    a missing image by its name."""
     image = None
     if ex.image is not None:
-        path = Path(ex.image)
-        image = [path.name, path.stat().st_size if path.exists() else None]
+        image = image_digest(ex.image) or ["missing", Path(ex.image).name]
     blob = json.dumps([ex.qid, ex.question, list(ex.choices), ex.mode, image], ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
