@@ -164,7 +164,7 @@ def read_plain_pickle(benchmark: str, path: Path, hint: str) -> Any:
         return _PlainDataUnpickler(io.BufferedReader(io.BytesIO(data)), encoding="utf-8").load()
     except MemoryError:
         raise  # not the file's doing: _check_pickle bounds what it can make the unpickler allocate
-    except Exception as err:  # noqa: BLE001 - any error building from untrusted bytes is a malformed file
+    except Exception as err:  # any error building from untrusted bytes is a malformed file
         # (a REDUCE of a non-callable: TypeError; APPEND to a dict: AttributeError; INT "xyz": ValueError)
         why = str(err) if isinstance(err, (pickle.UnpicklingError, EOFError)) else f"{type(err).__name__}: {err}"
         raise ValueError(f"benchmark {benchmark!r}: {path} is not a plain-data pickle ({why})") from err
