@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from analysis import sections, settings
 from analysis.floors import BLIND_COLUMN, CHANCE_COLUMN
 from analysis.results import AnalysisError, Results
-from vlm_sweeps import naming
+from vlm_sweeps import naming, tracking
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,11 @@ def open_store(tracking_uri: str | None) -> MlflowClient:
             f"no MLflow store at {local} (tracking URI {uri!r}); pass --tracking-uri with the "
             "store the jobs logged to, e.g. sqlite:///path/to/mlflow.db, or set MLFLOW_TRACKING_URI"
         )
-    return MlflowClient(tracking_uri=uri)
+    try:
+        tracking.probe(uri)
+    except tracking.StoreUnusable as err:
+        raise AnalysisError(str(err).replace("; nothing was trained or logged", "")) from None
+    return tracking.mlflow_client(uri)
 
 
 def _experiment_ids(client: MlflowClient, names: list[str]) -> list[str]:

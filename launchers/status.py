@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlm_sweeps import liveness, naming
+from vlm_sweeps import liveness, naming, tracking
 from vlm_sweeps.redact import redact_uri, restore_uri
 
 from launchers import cluster, store
@@ -212,11 +212,14 @@ def store_rows(uri: str, experiment: str, sweep: str | None = None,
     """One row per signature of the store's job runs (the newest run; a FINISHED one wins), of
     one sweep (`sweep`: its id) or all, oldest first. `uri` may be a redacted one (as printed):
     its credentials then come from the environment. Raises ValueError for a store it cannot
-    reach that way, or an experiment the store does not have (naming the ones it has)."""
-    from mlflow.tracking import MlflowClient
-
+    reach that way, one that is not a store (tracking.probe), or an experiment the store does not
+    have (naming the ones it has)."""
     uri = restore_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
+    try:
+        tracking.probe(uri)
+    except tracking.StoreUnusable as err:
+        raise ValueError(str(err).replace("; nothing was trained or logged", "")) from None
+    client = tracking.mlflow_client(uri)
     if client.get_experiment_by_name(experiment) is None:
         names = sorted(e.name for e in client.search_experiments())
         raise ValueError(f"no experiment {experiment!r} in {redact_uri(uri)}; it has: {', '.join(names) or 'none'} "

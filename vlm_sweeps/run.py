@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from vlm_sweeps.config import register_configs
 from vlm_sweeps.data.llava import DataError
 from vlm_sweeps.locks import Busy
-from vlm_sweeps.tracking import TrackingUnreachable
+from vlm_sweeps.tracking import StoreUnusable
 from vlm_sweeps.tracking_process import TrackingError
 from vlm_sweeps.train import Diverged, NotItsWeights
 from vlm_sweeps.validate import ConfigError
@@ -53,10 +53,10 @@ def main(cfg: DictConfig) -> dict[str, float]:
         print(f"error: {err}; it is being trained there: wait for it to end (or leave run.wait_for_owner "
               "at true to wait here and then skip or resume)", file=sys.stderr)
         raise SystemExit(3) from None
-    except (TrackingError, TrackingUnreachable) as err:
+    except (TrackingError, StoreUnusable) as err:
         # the store is unreachable or lost a write (the job stopped at once, its run FAILED where the
         # store still took that): the message says which writes and what state the run is in
-        print(f"error: tracking: {err}", file=sys.stderr)
+        print("error: tracking: " + " ".join(str(err).split()), file=sys.stderr)  # one line
         raise SystemExit(1) from None
     except Diverged as err:  # the run is FAILED with this message; the traceback would add nothing
         print(f"error: training diverged: {err}", file=sys.stderr)

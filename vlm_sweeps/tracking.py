@@ -46,8 +46,9 @@ PROBE_TIMEOUT_S = 5.0
 MAX_DIFF_CHARS = 5_000_000  # of a run's code/diff.patch (a dirty tree of data files would be cut there)  # a tracking server that does not answer /health within this is unreachable
 
 
-class TrackingUnreachable(RuntimeError):
-    """The tracking server does not answer: said before a run is opened, in one line."""
+class StoreUnusable(RuntimeError):
+    """The tracking store cannot be used (a server that does not answer, a file that is not a
+    database): said before a run is opened, in one line."""
 
 
 def http_environment(retries: int, timeout_s: float) -> dict[str, str]:
@@ -83,11 +84,27 @@ def mlflow_client(uri: str):
 
 
 def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Raise TrackingUnreachable, saying what to do, unless the tracking server of an http(s) `uri`
-    answers its /health within `timeout_s` (two tries); other stores are not probed."""
+    """Raise StoreUnusable, saying what to do, unless the store of `uri` can be used: a tracking
+    server (http, https) answers its /health within `timeout_s` (two tries); a sqlite file that
+    exists is a SQLite database (a missing one is created). Other stores are not probed."""
     import urllib.error
     import urllib.request
 
+    database = sqlite_file(uri)
+    if database is not None:
+        try:
+            with open(database, "rb") as f:
+                header = f.read(16)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise StoreUnusable(f"the tracking store {database} cannot be read ({err})") from None
+        if header and header != b"SQLite format 3\x00":
+            raise StoreUnusable(
+                f"the tracking store {database} is not an SQLite database (corrupted, or another file): move it "
+                "aside and re-run (a new store is created; the runs' checkpoints are kept and set aside), or point "
+                "tracking.uri at the right store; nothing was trained or logged")
+        return
     base = plain_uri(uri)
     if not base.startswith(("http://", "https://")):
         return
@@ -101,7 +118,7 @@ def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         except (OSError, ValueError) as err:
             reason = str(getattr(err, "reason", err))
             time.sleep(0.5 * (attempt + 1))
-    raise TrackingUnreachable(
+    raise StoreUnusable(
         f"the tracking server {redact_uri(uri)} does not answer ({reason}): start it (`mlflow server --host HOST "
         "--port PORT --backend-store-uri sqlite:///mlflow.db`), or point tracking.uri (or $MLFLOW_TRACKING_URI) at "
         "a running one, or use tracking=local; nothing was trained or logged")

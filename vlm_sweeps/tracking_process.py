@@ -38,7 +38,7 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
-from vlm_sweeps.tracking import JobTracker, TrackingUnreachable, error_message
+from vlm_sweeps.tracking import JobTracker, StoreUnusable, error_message
 from vlm_sweeps.train import is_rank_zero
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,27 @@ def _adopt(environment: dict[str, str], cwd: str) -> None:
     os.chdir(cwd)
 
 
+def _of_the_store(err: BaseException) -> bool:
+    """An error of the store itself (MLflow's, its database's, the network's), not of our code: the
+    job reports it in one line, so no traceback is printed for it here."""
+    kinds = {k.__module__.split(".")[0] for k in type(err).__mro__}
+    return bool(kinds & {"mlflow", "sqlalchemy", "sqlite3", "requests", "urllib3"}) or isinstance(err, OSError)
+
+
+def _deleted_store(tracker: JobTracker | None) -> str | None:
+    """What to say when the sqlite file of a tracker's store is gone (its writes then fail with
+    "attempt to write a readonly database", which names nothing)."""
+    from vlm_sweeps.tracking import sqlite_file
+
+    database = sqlite_file(tracker.uri) if tracker is not None else None
+    if database is not None and not database.exists():
+        return f"the tracking store {database} was deleted while the job ran"
+    return None
+
+
 def _short(text: str, limit: int = 300) -> str:
+    """`text` on one line (SQL errors span several), cut at `limit` characters."""
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
@@ -262,7 +282,7 @@ class _Lost:
     then the others, not attempted (how many of each kind, and the curve's steps)."""
 
     def __init__(self, method: str, error: str):
-        self.first = f"{method}: {error}"
+        self.first = f"{method}: {_short(error, 600)}"
         self.dropped: dict[str, int] = {}
         self.steps: list[int] = []
 
@@ -309,19 +329,23 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
                 value = getattr(trackers[tracker], method)(*args, **kwargs)
             ok = True
         except Exception as err:  # reported to the job, which raises it
-            if isinstance(err, TrackingUnreachable):  # said in one line by the job
-                log.error("tracking call %s failed: %s", method, err)
+            ok, value = False, str(err) if isinstance(err, StoreUnusable) else error_message(err)
+            gone = _deleted_store(trackers.get(tracker))
+            if gone:
+                value = f"{gone} ({value})"
+            if isinstance(err, StoreUnusable):  # said by the job, in one line
+                pass
+            elif _of_the_store(err):  # the job says it when it next waits: one line here, as it happens
+                log.error("tracking call %s failed: %s", method, _short(value))
             else:
                 log.exception("tracking call %s failed", method)
-            ok, value = False, error_message(err)
         if not reply:
             if not ok:
                 lost[tracker] = _Lost(method, value)
                 send((NOTICE, tracker, str(lost[tracker])))
             continue
         if tracker in lost:
-            if method in ("fail", "interrupted") and not failed_for_lost:  # the job is failing already
-                log.warning("%s", lost[tracker])
+            if method in ("fail", "interrupted") and not failed_for_lost:  # the job is failing already, saying it
                 value = value if ok else f"{_short(value)}; before it, {lost[tracker]}"
             else:
                 ok, value = False, (f"{lost[tracker]}; the run is marked FAILED" if ok else
@@ -335,6 +359,9 @@ def main() -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, not into the replies
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    # MLflow logs each failed SQL statement with its traceback before raising it: the error reaches
+    # the job, which says it once (a deleted store made 67 copies of one error, 2,130 lines)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     # what every job asks for first, imported while the job imports its own libraries
     import mlflow.tracking  # noqa: F401
 
