@@ -54,3 +54,22 @@ def test_a_build_names_its_temp_folder_with_host_and_pid(tmp_path, monkeypatch):
     assert built[0].startswith(f".tmp-world-{world.name}.{atomic._writer()}.")
     assert built[0].endswith(".tmp")
     assert sorted(p.name for p in world.parent.iterdir()) == [world.name]  # no temp folder left
+
+
+def test_a_killed_jobs_half_saved_tokenizer_is_removed_and_the_tokenizer_trained(tmp_path):
+    import json
+
+    from vlm_sweeps.models.tokenizer import cached_tokenizer
+
+    host = atomic._writer().rsplit("-", 1)[0]
+    dead = tmp_path / f".tokenizer.{host}-{_dead_pid()}.x1y2z3.tmp"
+    live = tmp_path / f".tokenizer.{host}-{os.getpid()}.a1b2c3.tmp"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "tokenizer.json").write_text("{")  # half saved
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(json.dumps(f"a red square and {n} blue circles") for n in range(50)))
+    tok = cached_tokenizer(corpus, 300, tmp_path)
+    assert tok("a red square").input_ids
+    assert not dead.exists() and live.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tokenizer.") and p != live]  # its own renamed

@@ -7,9 +7,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
+
+from vlm_sweeps import atomic
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -32,20 +33,26 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
 
 
 def cached_tokenizer(corpus_file: Path, vocab_size: int, cache_dir: Path):
-    """Train once per (corpus, vocab size); concurrent jobs race safely (atomic rename)."""
+    """Train once per (corpus, vocab size); concurrent jobs race safely (atomic rename). The folder
+    it is saved into first is named for its writer (atomic.temp_dir): one a killed job left behind
+    is removed by the next job here, one a live job writes is not."""
     from transformers import AutoTokenizer
 
     digest = hashlib.sha256(corpus_file.read_bytes() + str(vocab_size).encode()).hexdigest()[:16]
     target = cache_dir / f"tokenizer-{digest}"
+    atomic.remove_stale(cache_dir)
     if not target.exists():
         texts = [json.loads(line) for line in corpus_file.read_text().splitlines() if line]
         tok = train_tokenizer(texts, vocab_size)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-tokenizer-"))
-        tok.save_pretrained(tmp)
+        tmp = atomic.temp_dir(cache_dir, "tokenizer")
         try:
+            tok.save_pretrained(tmp)
             os.rename(tmp, target)
         except OSError:  # another job finished first: its copy is identical
+            if not target.exists():
+                raise
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return AutoTokenizer.from_pretrained(target)
 
