@@ -200,6 +200,8 @@ def _open_run(cfg: Any, signature: str, sweep_id: str | None, checkpointer: Chec
         log.info("%s [%s] FINISHED in run %s, without %s: evaluating them on its checkpoint", run_name(axes),
                  signature, done["run_id"], ", ".join(lacking))
         tracker.attach(done["run_id"])
+        if sweep_id:
+            tracker.set_tag(naming.TAG_EVALUATED_IN_SWEEP, sweep_id)
         metrics = evaluate_finished(cfg, tracker, checkpointer, done, lacking)
         return JobResult(signature, done["run_id"], {**done["metrics"], **metrics}, skipped=True,
                          evaluated=lacking)

@@ -91,6 +91,7 @@ TAG_SECTION = TAG_PREFIX + "section"
 # Evaluations after the first, on a FINISHED run's checkpoint: TAG_EVALUATED + "[blind/]<benchmark>" holds
 # the slim size it was evaluated with (benchmarks.max_examples; eval/pending.py)
 TAG_EVALUATED = TAG_PREFIX + "evaluated."
+TAG_EVALUATED_IN_SWEEP = TAG_PREFIX + "evaluated_in_sweep"  # the last sweep that evaluated a FINISHED run
 # Every evaluation, the first and later ones: TAG_EVAL_SETTING + "[blind/]<benchmark>" holds what its scores
 # depend on besides the model (examples scored, slim size, version, blind, generation settings) as compact
 # JSON (eval/settings.py); analysis compares runs on a benchmark only where these agree, except the fields

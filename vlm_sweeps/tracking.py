@@ -267,6 +267,13 @@ class SweepCallback(Callback):
         exp = client.get_experiment_by_name(config.tracking.experiment)
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = find_sweep_run(client, exp.experiment_id, sweep_dir.name) if exp else None
+        if parent is not None and parent.info.status == "RUNNING" and not self._did_any(client, exp.experiment_id,
+                                                                                        sweep_dir.name):
+            # every job was FINISHED and evaluated before (all skipped): a parent of nothing done would
+            # only add a row; the sweep that trained them holds their comparison
+            client.delete_run(parent.info.run_id)
+            log.info("sweep %s: every job was done before; no parent run kept", sweep_dir.name)
+            return
         if parent is not None and parent.info.status == "RUNNING":
             try:
                 rows = self.comparison_rows(client, exp.experiment_id, sweep_dir)
@@ -277,6 +284,14 @@ class SweepCallback(Callback):
             except Exception as err:  # the jobs' results are in their runs; the summary is a convenience
                 log.warning("sweep %s: comparison table not logged: %s", sweep_dir.name, error_message(err))
             client.set_terminated(parent.info.run_id, "FINISHED")
+
+    @staticmethod
+    def _did_any(client: Any, experiment_id: str, sweep_id: str) -> bool:
+        """Whether a job of this sweep trained (its run opened or reopened here) or evaluated (a FINISHED
+        run's lacking benchmarks) anything."""
+        return any(client.search_runs([experiment_id], filter_string=(
+            f"tags.`{tag}` = '{sweep_id}' and tags.`{naming.TAG_KIND}` = '{naming.KIND_JOB}'"), max_results=1)
+            for tag in (naming.TAG_SWEEP_ID, naming.TAG_EVALUATED_IN_SWEEP))
 
     @staticmethod
     def tracks_nothing(config: Any) -> bool:
