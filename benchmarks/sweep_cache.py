@@ -8,8 +8,9 @@ sweeps start with no frozen features and no tokenized records (data/token_cache.
 so that they differ in the feature cache alone. The cached sweep's first run computes every
 image's features and the other five read them.
 
-Usage: python benchmarks/sweep_cache.py [--extra OVERRIDE ...] [--sweep AXIS=OPTIONS ...]
-    (about 20 minutes on a 2-core CPU; `--sweep llm=llama2 epochs=1,2` another grid, for a smoke run)
+Usage: python benchmarks/sweep_cache.py [--extra OVERRIDE ...] [--sweep AXIS=OPTIONS ...] [--no-warmup]
+    (about 20 minutes on a 2-core CPU; for a smoke run `--sweep llm=llama2 epochs=1,2` another grid, and
+    --no-warmup: each sweep's first job generates the world and tokenizer, inside its timing)
 The last line is the headline: the uncached / cached wall-time ratio.
 """
 
@@ -47,6 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--extra", nargs="*", default=[], help="overrides added to both sweeps")
     ap.add_argument("--sweep", nargs="+", default=SWEEP, help="the sweep's axes, AXIS=A,B,... (default: 6 runs)")
+    ap.add_argument("--no-warmup", action="store_true", help="no untimed job that makes the world and tokenizer first")
     args = ap.parse_args()
     axes = [axis.split("=", 1)[0] for axis in args.sweep]
     n_runs = math.prod(len(axis.split("=", 1)[1].split(",")) for axis in args.sweep)
@@ -58,8 +60,9 @@ def main() -> None:
             # the world and tokenizer, outside the timings (a fractional epoch: its tokens are not
             # saved; a 0-epoch job would still train 1 step)
             own = [*common, f"paths.root={cwd / name}"]
-            run(cwd, [*own, "epochs=0.01", "benchmarks.max_examples=1", "run.feature_cache=false",
-                      f"tracking.uri=sqlite:///{cwd / name}-warmup.db"])
+            if not args.no_warmup:
+                run(cwd, [*own, "epochs=0.01", "benchmarks.max_examples=1", "run.feature_cache=false",
+                          f"tracking.uri=sqlite:///{cwd / name}-warmup.db"])
             uri = f"sqlite:///{cwd / name}.db"
             walls[name] = run(cwd, ["-m", *args.sweep, *own, switch, f"tracking.uri={uri}"])
             found[name] = metrics(uri, axes)
