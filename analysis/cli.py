@@ -39,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
     store.add_argument("--experiment", action="append", metavar="NAME",
                        help="experiment name (repeatable; default vlm_sweeps)")
     store.add_argument("--sweep-id",
-                       help="only the job runs of this sweep (tag vlm_sweeps.sweep_id)")
+                       help="the jobs of this sweep (its multirun folder's name), those it trained and those an "
+                            "earlier sweep had finished (default: the latest sweep of the store)")
+    store.add_argument("--all-sweeps", action="store_true",
+                       help="every FINISHED job run of the store, pooled across sweeps (default: the latest sweep)")
     store.add_argument("--filter", default="", metavar="MLFLOW_FILTER",
                        help="extra search filter, e.g. \"params.scale = 'tiny'\"")
     log_group = store.add_mutually_exclusive_group()
@@ -110,9 +113,21 @@ def run(args: argparse.Namespace) -> int:
             _split([args.benchmarks]) if args.benchmarks else None, args.scale)
     else:
         uri = args.tracking_uri or store.default_tracking_uri()
-        results = store.load_store(uri, args.experiment or [naming.DEFAULT_EXPERIMENT],
-                                   args.sweep_id, _split(args.by) or None, args.filter,
+        experiments = args.experiment or [naming.DEFAULT_EXPERIMENT]
+        if args.all_sweeps and args.sweep_id:
+            raise AnalysisError("give either --sweep-id or --all-sweeps, not both")
+        scope = None if args.all_sweeps else store.sweep_scope(uri, experiments, args.sweep_id)
+        sweep_id, signatures = scope if scope else (None, None)
+        results = store.load_store(uri, experiments, sweep_id if signatures is None else None,
+                                   _split(args.by) or None, args.filter, signatures=signatures,
                                    mixed_settings=args.mixed_settings)
+        sweeps = sorted({s for s in results.runs.get("sweep_id", []) if isinstance(s, str)})
+        if scope is None:
+            print(f"all {len(results.runs)} FINISHED job runs of the store, from {len(sweeps)} sweep(s)"
+                  + (": " + ", ".join(sweeps) if sweeps else ""))
+        else:
+            how = "" if args.sweep_id else " (the latest; --sweep-id ID for another, --all-sweeps for every run)"
+            print(f"sweep {sweep_id}{how}: {len(results.runs)} FINISHED job runs")
         client = store.open_store(uri)
         if args.log_to_parent:  # asked for: fail before writing anything
             parent = publish.find_parent(client, results, args.sweep_id)

@@ -77,6 +77,35 @@ def _experiment_ids(client: MlflowClient, names: list[str]) -> list[str]:
     return [e.experiment_id for e in found.values()]
 
 
+def sweep_scope(tracking_uri: str | None, experiments: list[str] | str, sweep_id: str | None = None
+                ) -> tuple[str, list[str] | None] | None:
+    """The sweep a default analysis reads: `sweep_id`, or the one whose parent run started last;
+    returned with the signatures of all its jobs (its comparison table: those it trained and those
+    an earlier sweep had finished), or None for them when the parent has no table (then its runs
+    are those tagged with its id). None when the store holds no sweep (single runs only)."""
+    import tempfile
+
+    client = open_store(tracking_uri)
+    names = [experiments] if isinstance(experiments, str) else list(experiments)
+    query = f"tags.`{naming.TAG_KIND}` = '{naming.KIND_SWEEP}'"
+    if sweep_id:
+        query += f" and tags.`{naming.TAG_SWEEP_ID}` = '{sweep_id}'"
+    parents = client.search_runs(_experiment_ids(client, names), query, ViewType.ACTIVE_ONLY, 1,
+                                 order_by=["attributes.start_time DESC"])
+    if not parents:
+        return (sweep_id, None) if sweep_id else None
+    parent = parents[0]
+    chosen = parent.data.tags.get(naming.TAG_SWEEP_ID, sweep_id or "?")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            table = json.loads(Path(client.download_artifacts(parent.info.run_id, "comparison.json", tmp)).read_text())
+            column = table["columns"].index("signature")
+            signatures = [row[column] for row in table["data"] if row[column]]
+        except Exception:  # noqa: BLE001 - no table (a sweep still running, another sweeper): its tagged runs
+            signatures = None
+    return chosen, signatures
+
+
 def _search(client: MlflowClient, ids: list[str], query: str) -> list[Run]:
     runs: list[Run] = []
     token = None
