@@ -222,7 +222,12 @@ class RunConf:
     device: str = "auto"  # auto | cpu | cuda
     num_workers: int = 0
     log_every: int = 10  # optimizer steps between training-curve points
-    progress: bool = True  # progress bars on a terminal
+    progress: bool = True  # progress bars on a terminal (tqdm)
+    # where no bar is shown (output to a file or pipe: SLURM, the local launcher's logs; or progress=false),
+    # a training progress line (step/total, loss, samples/s, ETA) after the first step, then every this
+    # many seconds or `progress_every_steps` optimizer steps, whichever comes first (0: not by that measure)
+    progress_every_s: float = 30.0
+    progress_every_steps: int = 0
     # torch intra-op threads; None: the CPUs this job may use (affinity, cgroup quota,
     # SLURM_CPUS_PER_TASK) shared among the vlm_sweeps jobs running on this host (cpu_share.py)
     threads: Optional[int] = None

@@ -212,6 +212,11 @@ def _size_problems(cfg: Any, names: list[str], registry: Any) -> list[str]:
          "steps between checkpoints; 0: only at stage ends)")
     need(_whole(run.log_every, 1), f"run.log_every={run.log_every}: must be >= 1 (optimizer steps between "
          "training-curve points), e.g. run.log_every=10")
+    need(run.progress_every_s == 0 or _positive(run.progress_every_s), f"run.progress_every_s="
+         f"{run.progress_every_s}: must be >= 0 (seconds between training progress lines where no progress bar "
+         "is shown; 0: not by time), e.g. run.progress_every_s=30")
+    need(_whole(run.progress_every_steps, 0), f"run.progress_every_steps={run.progress_every_steps}: must be an "
+         "integer >= 0 (optimizer steps between training progress lines; 0: by time only)")
     need(run.threads is None or _whole(run.threads, 1), f"run.threads={run.threads}: must be >= 1 or null "
          "(this job's share of the host's CPUs, vlm_sweeps/cpu_share.py)")
     t = cfg.tracking
