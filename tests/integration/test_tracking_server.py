@@ -50,11 +50,13 @@ def test_a_server_killed_for_good_ends_the_job_fast_and_the_resume_restores_the_
         ended = time.monotonic() - killed
     finally:
         proc.kill()
+    print(f"the job ended {ended:.1f} s after its tracking server was killed")
     assert ended < 120, f"the job ended {ended:.0f} s after its tracking server died"
     assert proc.returncode == 1, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, stderr[-3000:]
-    assert "a write to the tracking store failed" in errors[0] and "not attempted after it" in errors[0], errors[0]
+    # the lost write, what was not attempted after it (when the job sent more before hearing of it), what to do
+    assert "a write to the tracking store failed" in errors[0], errors[0]
     assert f"run {run_id}" in errors[0] and "re-run the same command" in errors[0], errors[0]
 
     server.start()  # back, on the same database: the re-run resumes the run from its checkpoint
