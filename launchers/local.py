@@ -180,7 +180,9 @@ class LocalJob:
 
 
 def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any, task_function: Any,
-           job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+           job_overrides: Sequence[Sequence[str]], initial_job_idx: int, total: int | None = None) -> list[JobReturn]:
+    """Run this batch of the sweep's jobs; `total`: the jobs of the whole sweep, where known (each
+    job's start says `job 3 of 6`)."""
     import cloudpickle
     from hydra.core.singleton import Singleton
 
@@ -212,7 +214,7 @@ def launch(params: dict[str, Any], config: DictConfig, hydra_context: Any, task_
     folder = Path(str(options["submitit_folder"])).resolve()
     t0 = time.perf_counter()
     try:
-        returns = _run(todo, slots, common, folder, options, config, code)
+        returns = _run(todo, slots, common, folder, options, config, code, total=total)
     except Interrupted as stop:  # the jobs have stopped (or were killed): exit as an interrupted job does
         raise SystemExit(128 + stop.signum) from None
     failed = sum(r.status == JobStatus.FAILED for r in returns)
@@ -334,9 +336,10 @@ class _Running:
 
 
 def _run(jobs: list[LocalJob], slots: list[Slot], common: bytes, folder: Path, options: dict[str, Any],
-         config: DictConfig, code: Any = None) -> list[JobReturn]:
+         config: DictConfig, code: Any = None, total: int | None = None) -> list[JobReturn]:
     """Start the jobs in order as slots free up; their JobReturns in the jobs' order. `code`: the
-    snapshot (launchers/snapshot.py) the jobs import their code from; None: the code on disk."""
+    snapshot (launchers/snapshot.py) the jobs import their code from; None: the code on disk.
+    `total`: the jobs of the whole sweep (`job 3 of 6`), where known."""
     import submitit
 
     from launchers import snapshot
@@ -362,8 +365,9 @@ def _run(jobs: list[LocalJob], slots: list[Slot], common: bytes, folder: Path, o
                             _environment(snapshot.environment(code) if code is not None else {}):
                         handle = executor.submit(PinnedJob(common, job.config, slot, str(pid_file)))
                     running.append(_Running(job, slot, handle, pid_file, time.perf_counter()))
-                    print(f"  {job.label} [{job.signature}]: started on {slot.describe()} (job {handle.job_id})",
-                          flush=True)
+                    of = f" of {total}" if total else ""
+                    print(f"  {job.label} [{job.signature}]: job {job.num + 1}{of}, started on {slot.describe()} "
+                          f"(submitit job {handle.job_id})", flush=True)
                 time.sleep(options["poll_s"])
                 for r in [r for r in running if r.handle.done()]:
                     running.remove(r)

@@ -338,8 +338,9 @@ def rebalance(force: bool = False) -> int | None:
     threads, cpus, jobs = _count()
     if threads == state.threads:
         return None
-    log.info("torch threads: %d -> %d (%d CPUs available, %d vlm_sweeps jobs sharing them)",
-             state.threads, threads, cpus, jobs)
+    # debug: other jobs (anyone's) starting and ending on the host would fill a job's log with these
+    log.debug("torch threads: %d -> %d (%d CPUs available, %d vlm_sweeps jobs sharing them)",
+              state.threads, threads, cpus, jobs)
     state.threads = threads
     _set_threads(threads)
     return threads

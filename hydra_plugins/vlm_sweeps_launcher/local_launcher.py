@@ -62,8 +62,12 @@ class LocalLauncher(Launcher):
         Composer.attach(hydra_context.config_loader)  # the sweeper's validation pass composes for us
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from hydra_plugins.vlm_sweeps_sweeper import plan
         from launchers.local import launch
 
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        # the sweep's size, for `job 3 of 6` (the sweeper launches in batches; its plan has them all)
+        planned = plan.read(str(self.config.hydra.sweep.dir))
+        total = sum(1 for job in planned["jobs"] if job.get("num") is not None) if planned else None
         return launch(self.params, self.config, self.hydra_context, self.task_function, job_overrides,
-                      initial_job_idx)
+                      initial_job_idx, total=total)

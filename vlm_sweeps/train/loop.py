@@ -30,6 +30,72 @@ CheckpointFn = Callable[[int, int, torch.optim.Optimizer, object], None]
 
 
 @dataclass
+class ProgressEvery:
+    """How often a stage without a progress bar logs a progress line: every `seconds` or `steps`
+    (optimizer steps), whichever comes first; 0 turns that measure off (both 0: no lines).
+    `run.progress_every_s` and `run.progress_every_steps`, set for each job by the entry point."""
+
+    seconds: float = 30.0
+    steps: int = 0
+
+
+PROGRESS_EVERY = ProgressEvery()
+
+
+def configure_progress(seconds: float, steps: int) -> None:
+    """Set how often progress lines are logged (vlm_sweeps/run.py, from `run.progress_every_*`)."""
+    PROGRESS_EVERY.seconds, PROGRESS_EVERY.steps = float(seconds), int(steps)
+
+
+class ProgressLines:
+    """The progress of a stage as log lines, where no bar shows it (a log file: SLURM, the local
+    launcher): one after the first step (training has started, at this speed), then one every
+    `every.seconds` or `every.steps`. Loss and samples/s are over the steps since the last line;
+    the ETA is at this attempt's pace so far (a resumed stage counts only its own steps)."""
+
+    def __init__(self, stage: str, total: int, start: int, every: ProgressEvery,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stage, self.total, self.start = stage, total, start
+        self.seconds, self.steps = every.seconds, every.steps
+        self.clock = clock
+        self.began = self.last = clock()
+        self.last_step = start
+        self.loss, self.samples = 0.0, 0
+
+    def update(self, step: int, loss: float, samples: int) -> str | None:
+        """After optimizer step `step` (of this stage) of `samples` samples at `loss`: the line to
+        log now, or None."""
+        self.loss += loss * samples
+        self.samples += samples
+        if not (self.seconds > 0 or self.steps > 0):
+            return None
+        now = self.clock()
+        due = (self.last_step == self.start  # the first step of this attempt
+               or (self.seconds > 0 and now - self.last >= self.seconds)
+               or (self.steps > 0 and step - self.last_step >= self.steps))
+        if not due:
+            return None
+        speed = self.samples / max(now - self.last, 1e-9)
+        eta = (self.total - step) * (now - self.began) / (step - self.start)
+        line = (f"stage {self.stage}: step {step}/{self.total} ({100 * step / self.total:.0f}%), "
+                f"loss {self.loss / max(self.samples, 1):.3f}, {speed:.1f} samples/s, ETA {duration(eta)}")
+        self.last, self.last_step, self.loss, self.samples = now, step, 0.0, 0
+        return line
+
+
+def duration(seconds: float) -> str:
+    """`42s`, `3m10s`, `2h05m`."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+@dataclass
 class StageResult:
     name: str
     steps: int
@@ -108,6 +174,8 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
     micro_iter = iter(loader)
     bar = _progress(total, f"{stage.name}", progress)
     bar.update(start)
+    # no bar (not a terminal, or run.progress=false): progress lines in the log instead (rank 0's)
+    lines = ProgressLines(stage.name, total, start, PROGRESS_EVERY) if bar.disable and dist.is_main else None
     window_loss, window_samples, window_start = 0.0, 0, time.perf_counter()
     started, samples, loss_value = time.perf_counter(), 0, float("nan")
     log.info("stage %s: %d steps of %d samples (micro-batches of %s), training %s", stage.name, total,
@@ -146,6 +214,9 @@ def train_stage(model, stage, hparams, dataset: InstructDataset, epochs: float, 
             on_checkpoint(step, total, optimizer, scheduler)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}")
+        line = lines.update(step, loss_value, n) if lines is not None else None
+        if line is not None:
+            log.info("%s", line)
     bar.close()
     set_trainable(model, [])
     model.eval()
@@ -189,5 +260,5 @@ def _forward_backward(model, parts: list[dict], device: torch.device, amp, dist:
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    # disable=None: bars only on a terminal, never spammed into log files
+    # disable=None: bars only on a terminal, never spammed into log files (ProgressLines write those)
     return tqdm(total=total, desc=desc, disable=None if enabled else True, leave=False, dynamic_ncols=True)
