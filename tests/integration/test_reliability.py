@@ -67,8 +67,13 @@ def test_sigterm_interrupts_resumably_and_sigkill_is_seen_as_dead(tmp_path):
     proc = popen(args, tmp_path)
     run_id = wait_for_training(uri, proc, tmp_path / "root" / "runs")
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM
+    # one line, no traceback: the run, the step it resumes from, the command that resumes it
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted: run {run_id} is resumable from its checkpoint at step "), last
+    assert "; resume: cd " in last and "&& python -m vlm_sweeps.run " in last and "run.checkpoint_every=2" in last
+    assert "Traceback" not in err
     run = MlflowClient(uri).get_run(run_id)
     assert run.data.tags[naming.TAG_STATUS] == "interrupted"
     assert liveness.state_of(run.info.status, run.data.tags) == "interrupted"
