@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 BENCHMARKS = REPO / "benchmarks"
 # the smallest job that still trains and evaluates: SMALL data, one benchmark of two examples
 TINY_JOB = [*SMALL, "benchmarks.suite=[synth_vqa]", "benchmarks.max_examples=2"]
-NO_REPORT = "+hydra.callbacks.report.enabled=false"  # a sweep's end-of-sweep analysis report: matplotlib, seconds
+NO_REPORT = "hydra.callbacks.report.enabled=false"  # a sweep's end-of-sweep analysis report: matplotlib, seconds
 NUMBER = r"-?\d+(?:\.\d+)?"
 TINY_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="3">
