@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--big-batch", type=int, default=8, help="batch of the 1B-scale GPU comparison")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--extra", nargs="*", default=[], metavar="OVERRIDE",
+                    help="overrides of the tiny comparison's config (e.g. a smaller synthetic world for a smoke run)")
     args = ap.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
 
@@ -149,7 +151,7 @@ def main() -> None:
         print(f"  1B-scale ratio ours/reference: {big['seconds']['reference'] / big['seconds']['ours']:.2f}")
         torch.cuda.empty_cache()
 
-    tiny = compare([], device, args.batch, args.repeats)
+    tiny = compare(list(args.extra), device, args.batch, args.repeats)
     rate = {k: tiny["samples"] / v for k, v in tiny["seconds"].items()}
     print(f"tiny on {device}: batch {tiny['samples']}, {tiny['patches']} patches, initial loss ours "
           f"{tiny['losses'][0]:.4f} / reference {tiny['losses'][1]:.4f}")

@@ -103,7 +103,7 @@ CASES = {
         (rf"round 1 process +start -> first step +{NUMBER} s, job +{NUMBER} s",
          rf"median process +start -> first step +{NUMBER} s +job +{NUMBER} s +\(1\.00 x the tracking process's\)")),
     "train_step": Case(
-        ("--batch", "2", "--repeats", "1", "--device", "cpu"),
+        ("--batch", "2", "--repeats", "1", "--device", "cpu", "--extra", *(a for a in SMALL if a.startswith("data."))),
         (rf"tiny on cpu: batch 2, \d+ patches, initial loss ours {NUMBER} / reference {NUMBER}",
          rf"ours {NUMBER} samples/s, LlavaForConditionalGeneration {NUMBER} samples/s \(median of 1\)",
          rf"train step ratio ours/reference: {NUMBER}")),
