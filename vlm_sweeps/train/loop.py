@@ -85,7 +85,7 @@ class ProgressLines:
 
 def duration(seconds: float) -> str:
     """`42s`, `3m10s`, `2h05m`."""
-    s = max(0, int(round(seconds)))
+    s = max(0, round(seconds))
     if s < 60:
         return f"{s}s"
     m, s = divmod(s, 60)
