@@ -190,6 +190,30 @@ def start_sweep_run(uri: str, experiment: str, sweep_id: str, overrides: list[st
     return run.info.run_id
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
+
+
+def ui_links(uri: str, experiment_id: str, parent_id: str, job_ids: list[str]) -> str:
+    """Where a sweep's results are in MLflow's UI: its parent run (the comparison table, the analysis
+    report) and a compare view of all its jobs (those an earlier sweep had trained too), on the
+    tracking server of `uri`, or, for a local store, after the `mlflow ui` command printed first."""
+    from urllib.parse import quote
+
+    base = plain_uri(uri).rstrip("/")
+    lines = []
+    if not base.startswith(("http://", "https://")):
+        database = sqlite_file(uri)
+        store = f"sqlite:///{database}" if database is not None else redact_uri(uri)
+        lines.append(f"see it in MLflow: mlflow ui --backend-store-uri {store}, then open")
+        base = UI_ADDRESS
+    lines.append(f"  the sweep's parent run: {base}/#/experiments/{experiment_id}/runs/{parent_id}")
+    if job_ids:
+        runs = quote(json.dumps(job_ids, separators=(",", ":")))
+        experiments = quote(json.dumps([str(experiment_id)], separators=(",", ":")))
+        lines.append(f"  its {len(job_ids)} jobs compared: {base}/#/compare-runs?runs={runs}&experiments={experiments}")
+    return "\n".join(lines)
+
+
 def close_dead_sweeps(client: Any, experiment: str) -> list[str]:
     """Parent runs of sweeps whose process on this host is gone (a killed local sweep: no exit hook
     ran) but which are still RUNNING: FAILED, saying so. Returns their ids. Non-blocking submits
@@ -275,6 +299,7 @@ class SweepCallback(Callback):
             log.info("sweep %s: every job was done before; no parent run kept", sweep_dir.name)
             return
         if parent is not None and parent.info.status == "RUNNING":
+            rows: list[dict] = []
             try:
                 rows = self.comparison_rows(client, exp.experiment_id, sweep_dir)
                 if rows:
@@ -284,6 +309,7 @@ class SweepCallback(Callback):
             except Exception as err:  # the jobs' results are in their runs; the summary is a convenience
                 log.warning("sweep %s: comparison table not logged: %s", sweep_dir.name, error_message(err))
             client.set_terminated(parent.info.run_id, "FINISHED")
+            print(ui_links(uri, exp.experiment_id, parent.info.run_id, [r["run_id"] for r in rows if r["run_id"]]))
 
     @staticmethod
     def _did_any(client: Any, experiment_id: str, sweep_id: str) -> bool:

@@ -63,3 +63,22 @@ def test_analysis_writes_radar_charts_for_the_varying_axes(small_sweep, tmp_path
         assert f"radar_{axis}.png" in files and f"radar_{axis}.pdf" in files
     assert not any("radar_llm" in f for f in files)  # llm did not vary
     assert {"summary.csv", "summary.md", "report.html"} <= files
+
+
+def test_the_sweep_ends_with_where_its_comparison_is_in_mlflow(small_sweep):
+    """The parent run's page and a compare view of all six jobs, in the routes of MLflow's UI
+    (mlflow/server/js: `/experiments/:id/runs/:runUuid`, `/compare-runs?runs=[...]&experiments=[...]`)."""
+    import json
+    from urllib.parse import unquote
+
+    client, runs = job_runs(small_sweep.uri)
+    out = small_sweep.first.stdout
+    assert f"mlflow ui --backend-store-uri sqlite:///{small_sweep.cwd / 'mlflow.db'}" in out
+    parent = runs[0].data.tags["mlflow.parentRunId"]
+    experiment = runs[0].info.experiment_id
+    assert f"the sweep's parent run: http://127.0.0.1:5000/#/experiments/{experiment}/runs/{parent}" in out
+    link = next(line for line in out.splitlines() if "its 6 jobs compared: " in line).split("compared: ")[1]
+    query = dict(part.split("=", 1) for part in link.split("?", 1)[1].split("&"))
+    assert link.startswith("http://127.0.0.1:5000/#/compare-runs?")
+    assert sorted(json.loads(unquote(query["runs"]))) == sorted(r.info.run_id for r in runs)
+    assert json.loads(unquote(query["experiments"])) == [experiment]
