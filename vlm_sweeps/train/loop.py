@@ -49,16 +49,18 @@ def configure_progress(seconds: float, steps: int) -> None:
 
 class ProgressLines:
     """The progress of a stage as log lines, where no bar shows it (a log file: SLURM, the local
-    launcher): one after the first step (training has started, at this speed), then one every
-    `every.seconds` or `every.steps`. Loss and samples/s are over the steps since the last line;
-    the ETA is at this attempt's pace so far (a resumed stage counts only its own steps)."""
+    launcher): one after the first step (training has started; how long that step took), then one
+    every `every.seconds` or `every.steps`. Loss and samples/s are over the steps since the last
+    line; the ETA is at this attempt's pace after its first step (which also pays for warm-up:
+    loading, caches, allocations; a resumed stage counts only its own steps)."""
 
     def __init__(self, stage: str, total: int, start: int, every: ProgressEvery,
                  clock: Callable[[], float] = time.monotonic):
         self.stage, self.total, self.start = stage, total, start
         self.seconds, self.steps = every.seconds, every.steps
         self.clock = clock
-        self.began = self.last = clock()
+        self.last = clock()
+        self.began: float | None = None  # the end of this attempt's first step
         self.last_step = start
         self.loss, self.samples = 0.0, 0
 
@@ -70,15 +72,17 @@ class ProgressLines:
         if not (self.seconds > 0 or self.steps > 0):
             return None
         now = self.clock()
-        due = (self.last_step == self.start  # the first step of this attempt
-               or (self.seconds > 0 and now - self.last >= self.seconds)
-               or (self.steps > 0 and step - self.last_step >= self.steps))
-        if not due:
+        head = (f"stage {self.stage}: step {step}/{self.total} ({100 * step / self.total:.0f}%), "
+                f"loss {self.loss / max(self.samples, 1):.3f}, ")
+        if self.began is None:  # the first step of this attempt: no pace to tell an ETA from yet
+            line = head + f"first step in {now - self.last:.1f} s"
+            self.began = now
+        elif ((self.seconds > 0 and now - self.last >= self.seconds)
+              or (self.steps > 0 and step - self.last_step >= self.steps)):
+            eta = (self.total - step) * (now - self.began) / (step - self.start - 1)
+            line = head + f"{self.samples / max(now - self.last, 1e-9):.1f} samples/s, ETA {duration(eta)}"
+        else:
             return None
-        speed = self.samples / max(now - self.last, 1e-9)
-        eta = (self.total - step) * (now - self.began) / (step - self.start)
-        line = (f"stage {self.stage}: step {step}/{self.total} ({100 * step / self.total:.0f}%), "
-                f"loss {self.loss / max(self.samples, 1):.3f}, {speed:.1f} samples/s, ETA {duration(eta)}")
         self.last, self.last_step, self.loss, self.samples = now, step, 0.0, 0
         return line
 
