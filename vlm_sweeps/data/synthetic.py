@@ -9,7 +9,14 @@ tiny scale for a reason we can state (README "The synthetic world"; tests/integr
   layout is the same in canvas-relative units on every canvas, so warping to a square turns an
   ellipse on a wide canvas into a circle and a circle into an ellipse: after `naive` each picture is
   as often one answer as the other (chance, 50 %), while `letterbox` and `crop` keep the true aspect
-  ratio (crop keeps the middle row or column whole).
+  ratio (crop keeps the middle row or column whole). A second cue rides along: an elongated shape
+  covers half the area of a round one on a square canvas and twice it on a non-square one. After
+  `letterbox`, which shrinks non-square canvases, the elongated pictures' amount of colour lies
+  between the two round kinds', so it alone answers; after `crop`, which zooms them, it is reversed
+  from square to non-square canvases. The tiny model answers from the amount: `crop` scores near
+  chance at tiny scale (issue 28; tests/unit/test_shape_cue.py). Shapes of equal area remove the
+  cue; tried (smaller, to keep gaps between neighbours), the tiny model then learnt the shapes under
+  no strategy (letterbox 54 % at the default budget, one seed), so the planted effect stays this one.
 - `margin` (synth_margin), what `crop` loses: one object, entirely in the part of a 144x72 or 72x144
   canvas outside its central square, which a centre crop cuts away ("What color is the small shape at
   the edge of the image?"; 5 colours, chance 20 %).
