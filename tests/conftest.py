@@ -171,7 +171,8 @@ def pytest_collection_modifyitems(config, items):
         folder = relative.parts[0]
         if folder in TIERS:
             item.add_marker(getattr(pytest.mark, folder))
-            item.add_marker(pytest.mark.xdist_group(group_of(folder, relative.as_posix())))
+            if item.get_closest_marker("xdist_group") is None:  # a test may name its own group
+                item.add_marker(pytest.mark.xdist_group(group_of(folder, relative.as_posix())))
 
 
 def pytest_configure(config):
