@@ -7,8 +7,6 @@ also after a requeue; 12 concurrent jobs logging to one `mlflow server` lose not
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from launchers import manifest
-from tests.conftest import DEFAULT_SUITE, REPO, SMALL, seed_job_store, seed_store
+from tests.conftest import DEFAULT_SUITE, REPO, SMALL, MlflowServer, seed_job_store
 from tests.launchers import code_probe
 from vlm_sweeps import naming
 
@@ -117,7 +115,7 @@ def slurm_sweep(slurm_cluster, cache_args, tmp_path_factory) -> SlurmSweep:
 
 
 def test_sweep_submits_and_returns(slurm_sweep):
-    assert f"submitted 6 of 6 jobs" in slurm_sweep.first.stdout
+    assert "submitted 6 of 6 jobs" in slurm_sweep.first.stdout
     assert len({e.job_id.split("_")[0] for e in slurm_sweep.record.jobs}) == 1  # one array, one class
     # the command came back while jobs were still queued or running (each takes >10 s here)
     assert any(s in ("PENDING", "RUNNING") for s in slurm_sweep.right_after.values()), slurm_sweep.right_after
@@ -259,41 +257,12 @@ def test_queued_job_keeps_the_config_it_was_submitted_with(failing_job):
 # ---------------------------------------------------------------------------------------------
 # tracking=server: 12 concurrent jobs, one fresh store
 # ---------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def mlflow_server(tmp_path):
     """`mlflow server` on a fresh sqlite database (the README shows the database-backed one)."""
-    import urllib.request
-
-    port = _free_port()
-    seed_store(tmp_path / "server.db")
-    log = open(tmp_path / "mlflow_server.log", "w")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [shutil.which("mlflow") or "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(uri + "/health", timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "mlflow_server.log").read_text()
-            time.sleep(0.5)
-    yield uri
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-    log.close()
+    server = MlflowServer(tmp_path, workers=2).start()
+    yield server.uri
+    server.kill()
 
 
 def test_12_concurrent_jobs_on_one_server_lose_nothing(slurm_cluster, cache_args, mlflow_server, tmp_path):
