@@ -24,15 +24,19 @@ register_configs()
 log = logging.getLogger("vlm_sweeps")
 
 
-def current_sweep_id() -> str | None:
-    """Jobs of one `-m` invocation share its sweep folder; its name is the sweep id."""
+def _multirun() -> DictConfig | None:
+    """Hydra's config of this job when it is a job of a sweep (`-m`), else None."""
     try:
         hc = HydraConfig.get()
     except ValueError:
         return None
-    if hc.mode != RunMode.MULTIRUN:
-        return None
-    return Path(hc.sweep.dir).name
+    return hc if hc.mode == RunMode.MULTIRUN else None
+
+
+def current_sweep_id() -> str | None:
+    """Jobs of one `-m` invocation share its sweep folder; its name is the sweep id."""
+    hc = _multirun()
+    return None if hc is None else Path(hc.sweep.dir).name
 
 
 def sweep_size(sweep_dir: str | Path) -> int | None:
@@ -52,11 +56,8 @@ def job_position() -> str | None:
     line of every job's log (the local launcher's, SLURM's); None outside a sweep."""
     from vlm_sweeps.redact import redact_text
 
-    try:
-        hc = HydraConfig.get()
-    except ValueError:
-        return None
-    if hc.mode != RunMode.MULTIRUN:
+    hc = _multirun()
+    if hc is None:
         return None
     total = sweep_size(hc.sweep.dir)
     of = f" of {total}" if total else ""
